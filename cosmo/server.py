@@ -1,0 +1,269 @@
+"""The composition root: builds every service from the settings, starts them in
+order and stops them in reverse.
+
+Nothing imports this module back (ARCHITECTURE: ``config.py``, ``cli.py``,
+``server.py`` know everything and are known by nobody).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cosmo.calls.call import CallRecord
+from cosmo.calls.manager import CallManager
+from cosmo.calls.media import SdpOnlyMedia
+from cosmo.calls.service import TelephonyService
+from cosmo.calls.trunks import ProviderRegistration, TrunkDirectory
+from cosmo.config import Settings, default_database_url
+from cosmo.events.bus import EventBus
+from cosmo.events.events import AgentRegistered, AgentUnregistered
+from cosmo.sip.auth import DigestAuthenticator, FailureThrottle, ha1
+from cosmo.sip.registrar import Binding, LocationService, Registrar, RegistrarPolicy, RegistrarService
+from cosmo.sip.stack import SipStack
+from cosmo.sip.transaction import Timers
+from cosmo.sip.transport import Address
+from cosmo.sip.useragent import UserAgent
+from cosmo.store import repositories as repo
+from cosmo.store.batch import BatchWriter
+from cosmo.store.db import Database
+from cosmo.web.api import add_telephony_routes, bearer_auth
+from cosmo.web.app import HttpServer, create_app
+
+log = logging.getLogger(__name__)
+
+
+class StoredBindings:
+    """The registrar's :class:`~cosmo.sip.registrar.BindingStore` on the database."""
+
+    def __init__(self, database: Database) -> None:
+        self.repository = repo.LocationRepository(database)
+
+    async def save(self, binding: Binding) -> None:
+        await self.repository.upsert_binding(
+            repo.Binding(
+                aor=binding.aor,
+                contact=binding.contact,
+                expires_at=datetime.fromtimestamp(binding.expires_at, UTC),
+                call_id=binding.call_id,
+                cseq=binding.cseq,
+                source_transport=binding.source.transport,
+                source_host=binding.source.host,
+                source_port=binding.source.port,
+                instance_id=binding.instance_id,
+                reg_id=binding.reg_id,
+                user_agent=binding.user_agent,
+                q=binding.q,
+            )
+        )
+
+    async def delete(self, aor: str, contact: str) -> None:
+        await self.repository.remove_binding(aor, contact)
+
+    async def load(self, now: float) -> list[Binding]:
+        rows = await self.repository.all_bindings(datetime.fromtimestamp(now, UTC))
+        return [
+            Binding(
+                aor=row.aor,
+                contact=row.contact,
+                expires_at=_as_utc(row.expires_at).timestamp(),
+                call_id=row.call_id,
+                cseq=row.cseq,
+                source=Address(row.source_transport, row.source_host, row.source_port),
+                instance_id=row.instance_id,
+                reg_id=row.reg_id,
+                user_agent=row.user_agent,
+                q=row.q if row.q is not None else 1.0,
+            )
+            for row in rows
+        ]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _cdr_row(record: CallRecord) -> repo.CdrRecord:
+    def at(ts: float | None) -> datetime | None:
+        return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+    return repo.CdrRecord(
+        call_id=record.call_id,
+        direction=record.direction,
+        from_uri=record.from_uri,
+        to_uri=record.to_uri,
+        caller=record.caller,
+        callee=record.callee,
+        started_at=datetime.fromtimestamp(record.started_at, UTC),
+        ended_at=datetime.fromtimestamp(record.ended_at, UTC),
+        end_reason=record.end_reason,
+        trunk=record.trunk,
+        answered_at=at(record.answered_at),
+        hangup_by=record.hangup_by,
+        sip_status=record.sip_status,
+        extra={"sip_call_id": record.sip_call_id, **record.extra},
+    )
+
+
+def _node_secret(data_dir: Path) -> bytes:
+    """The node's HMAC secret for digest nonces, created once and kept in the data dir."""
+    path = data_dir / "node.secret"
+    try:
+        secret = path.read_bytes()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret
+
+
+class CosmoServer:
+    """Every service of one Cosmo node; :meth:`start` and :meth:`close` in order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bus = EventBus()
+        self.database = Database(settings.database_url or default_database_url(settings.data_dir))
+        sip = settings.sip
+        self.stack = SipStack(
+            timers=Timers(t1=sip.t1, t2=sip.t2, t4=sip.t4),
+            user_agent=sip.user_agent,
+            max_message_size=sip.max_message_size,
+            tcp_idle_timeout=sip.tcp_idle_timeout,
+            advertised_host=sip.advertised_host,
+        )
+        self.ua = UserAgent(self.stack)
+        # Nonces carry wall-clock time so that they stay valid across a restart.
+        self.authenticator = DigestAuthenticator(
+            sip.domain,
+            _node_secret(settings.data_dir),
+            nonce_ttl=sip.auth.nonce_ttl,
+            algorithms=[str(a) for a in sip.auth.algorithms],
+            clock=time.time,
+        )
+        self.throttle = FailureThrottle(sip.auth.max_failures, sip.auth.failure_window, sip.auth.block_time)
+        self._ha1: dict[tuple[str, str], str] = {}
+        for agent in settings.agents:
+            for algorithm in ("MD5", "SHA-256"):
+                self._ha1[(agent.extension, algorithm)] = ha1(
+                    agent.extension, sip.domain, agent.password.get_secret_value(), algorithm
+                )
+        self.location = LocationService(StoredBindings(self.database))
+        self.location.listeners.append(self._on_binding)
+        self.registrar: RegistrarService | None = None
+        self.trunks = TrunkDirectory(settings.trunks, sip.domain)
+        self.cdr_writer = BatchWriter(repo.CdrRepository(self.database).add_many, name="cdr-writer")
+        self.calls = CallManager(
+            self.ua,
+            settings,
+            location=self.location,
+            trunks=self.trunks,
+            authenticator=self.authenticator,
+            agent_ha1=self.agent_ha1,
+            media=SdpOnlyMedia(settings.rtp.host, settings.rtp.port_min, settings.rtp.port_max),
+            events=self.bus,
+            on_record=lambda record: self.cdr_writer.add(_cdr_row(record)),
+            throttle=self.throttle,
+        )
+        self.provider_registrations: list[ProviderRegistration] = []
+        self.http: HttpServer | None = None
+        self.sip_addresses: list[Address] = []
+
+    def agent_ha1(self, username: str, algorithm: str) -> str | None:
+        """The HA1 of an agent's SIP password for ``algorithm`` (MD5 or SHA-256)."""
+        return self._ha1.get((username, algorithm))
+
+    def _on_binding(self, binding: Binding, registered: bool) -> None:
+        extension = binding.aor.split(":", 1)[1]
+        if registered:
+            self.bus.publish(
+                AgentRegistered(extension=extension, contact=binding.contact,
+                                expires=int(binding.expires_at - time.time()))
+            )
+        else:
+            self.bus.publish(AgentUnregistered(extension=extension, contact=binding.contact))
+
+    async def start(self) -> None:
+        """Open the store, the SIP listeners, the registrar, trunks and HTTP."""
+        settings = self.settings
+        await self.database.start()
+        await repo.AgentRepository(self.database).sync_from_config(settings.agents, settings.sip.domain)
+        loaded = await self.location.load()
+        await self.cdr_writer.start()
+        for listener in settings.sip.listen:
+            ssl_context = None
+            if listener.transport in ("tls", "wss"):
+                import ssl
+
+                ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ssl_context.load_cert_chain(str(listener.cert_file), str(listener.key_file))
+            if listener.transport in ("ws", "wss"):
+                log.warning("SIP over WebSocket is not served yet; skipping %s listener", listener.transport)
+                continue
+            address = await self.stack.listen(str(listener.transport), listener.host, listener.port, ssl_context)
+            self.sip_addresses.append(address)
+            log.info("SIP listening on %s", address)
+        domains = {settings.sip.domain, "localhost"} | {a.host for a in self.sip_addresses}
+        if settings.sip.advertised_host:
+            domains.add(settings.sip.advertised_host)
+        reg = settings.sip.registration
+        registrar = Registrar(
+            self.location,
+            self.authenticator,
+            self.agent_ha1,
+            domains=domains,
+            policy=RegistrarPolicy(reg.min_expires, reg.max_expires, reg.default_expires),
+            throttle=self.throttle,
+        )
+        self.registrar = RegistrarService(self.stack, registrar)
+        self.ua.handlers["REGISTER"] = self.registrar.handle
+        await self.registrar.start()
+        log.info("registrar serving %s; %d registrations restored", ", ".join(sorted(domains)), loaded)
+        for trunk in self.trunks.trunks.values():
+            if trunk.settings.registration.enabled:
+                transport = str(trunk.settings.outbound.transport)
+                registration = ProviderRegistration(self.stack, trunk, self.ua.contact_for(transport))
+                self.provider_registrations.append(registration)
+                await registration.start()
+        app = create_app(node_name=settings.node_name)
+        app.middlewares.append(bearer_auth([t.get_secret_value() for t in settings.api.tokens]))
+        add_telephony_routes(app, TelephonyService(self.calls, self.location, self.stack, self.ua))
+        self.http = HttpServer(app, settings.http.host, settings.http.port)
+        await self.http.start()
+        log.info("Cosmo %s ready", settings.node_name)
+
+    async def close(self) -> None:
+        """Stop everything in reverse order (idempotent)."""
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+        await self.calls.close()
+        for registration in self.provider_registrations:
+            await registration.close()
+        self.provider_registrations.clear()
+        if self.registrar is not None:
+            await self.registrar.close()
+            self.registrar = None
+        await self.stack.close()
+        await self.cdr_writer.close()
+        await self.database.close()
+
+
+async def run(settings: Settings) -> None:
+    """Serve until cancelled (the CLI cancels on SIGINT/SIGTERM)."""
+    server = CosmoServer(settings)
+    try:
+        await server.start()
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.shield(server.close())
