@@ -97,6 +97,7 @@ async def cosmo_server(
     change: Callable[[dict[str, Any]], None] | None = None,
     *,
     t1: float = 0.1,
+    t4: float = 5.0,
     env: dict[str, str] | None = None,
     data_dir: Path | None = None,
 ) -> AsyncIterator[CosmoProcess]:
@@ -110,6 +111,7 @@ async def cosmo_server(
     http_port = free_port("tcp")
     settings["sip"]["t1"] = t1
     settings["sip"]["t2"] = max(4.0, t1)
+    settings["sip"]["t4"] = t4
     settings["sip"]["listen"] = [
         {"transport": "udp", "host": "127.0.0.1", "port": sip_port},
         {"transport": "tcp", "host": "127.0.0.1", "port": sip_port},

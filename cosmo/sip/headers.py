@@ -400,6 +400,26 @@ def parse_via(value: str) -> Via:
     return Via(transport.upper(), host, port, params, protocol)
 
 
+def parse_via_sent_by(value: str) -> Via:
+    """The protocol, transport and sent-by of a Via whose parameters may be broken.
+
+    Used only to route a 400 back to the sender of a malformed request
+    (RFC 4475 badinv01); parameters that parse are kept, the rest dropped.
+    """
+    text = value.strip(_LWS)
+    match = _VIA.match(text)
+    if match is None:
+        raise SipParseError(f"malformed Via: {value!r}")
+    name, version, transport, host, port_text = match.groups()
+    port = int(port_text) if port_text is not None and 0 < int(port_text) <= 65535 else None
+    params: list[tuple[str, str | None]] = []
+    for item in text[match.end() :].split(";"):
+        pname, eq, pvalue = item.strip(_LWS).partition("=")
+        if pname and is_token(pname.strip(_LWS)):
+            params.append((pname.strip(_LWS), pvalue.strip(_LWS) if eq else None))
+    return Via(transport.upper(), host, port, tuple(params), f"{name.upper()}/{version}")
+
+
 MAX_CSEQ = 2**31 - 1
 
 

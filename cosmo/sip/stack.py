@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import SipParseError, SipUsageError
-from .headers import Via, parse_via
+from .headers import Via, parse_via_sent_by
 from .message import (
     Headers,
     SipRequest,
@@ -270,7 +270,8 @@ class SipStack:
         except SipParseError as exc:
             self.stats.parse_errors += 1
             log.info("unparsable message from %s: %s", source, exc)
-            self._reject_stateless(exc, source, exc.headers if isinstance(exc.headers, Headers) else None)
+            if not data.lstrip(b"\r\n").startswith(b"SIP/"):  # never answer a response
+                self._reject_stateless(exc, source, exc.headers if isinstance(exc.headers, Headers) else None)
             return
         try:
             if isinstance(message, SipRequest):
@@ -306,11 +307,13 @@ class SipStack:
         # and let a stream transport close on its own framing errors.
         if headers is None or exc.status < 400:
             return
+        # The Via alone says where the answer goes; RFC 4475 insuf wants a 400
+        # even for a request that lacks From, To and Call-ID.
         vias = headers.get_all("Via")
-        if not vias or headers.get("CSeq") is None or headers.get("Call-ID") is None:
+        if not vias:
             return
         try:
-            via = parse_via(vias[0])
+            via = parse_via_sent_by(vias[0])
         except SipParseError:
             return
         if via.host != source.host or via.param("rport") is not None:

@@ -1,0 +1,108 @@
+# Cosmo — developer and demo entry points.
+#
+#   make run     create .venv, install Cosmo, serve the demo (config/cosmo.yaml)
+#   make test    create .venv, install Cosmo with test extras and the Debian
+#                tools the tests drive (when root), run the whole test suite
+#   make check   validate the configuration (CONFIG=path to choose another)
+#   make bench   run the benchmarks in bench/
+#   make clean   remove the virtualenv, build output and caches (not var/)
+#   make distclean  clean, and remove var/ (the demo's database) too
+#
+# Installs are remembered by stamp files in .venv/, redone when setup.py or
+# pyproject.toml change, so a second `make run` or `make test` starts at once.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+CONFIG ?= config/cosmo.yaml
+PYTEST_ARGS ?=
+
+# Debian packages the tests drive: SIPp (sip-tester), baresip (a real
+# softphone), espeak-ng (speaks prompts) and sox (measures audio).
+DEBIAN_TEST_PACKAGES := sip-tester baresip espeak-ng sox
+
+BUILD_FILES := setup.py pyproject.toml
+
+.PHONY: help run serve test check bench clean distclean venv install install-test debian-test-deps
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+# --------------------------------------------------------------------- venv
+
+# Debian's own python3 needs python3-venv for `-m venv`; installed here when root.
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "error: Cosmo needs Python 3.11 or newer ($(PYTHON) is $$($(PYTHON) -V 2>&1))"; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { \
+		rm -rf $(VENV); \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv \
+			|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv; }; \
+			$(PYTHON) -m venv $(VENV); \
+		else exit 1; fi; }
+
+venv: $(PY)
+
+$(VENV)/.installed: $(BUILD_FILES) | $(PY)
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(BUILD_FILES) | $(PY)
+	$(PIP) install -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# Installs the missing packages when running as root (apt-get update only if
+# something is missing); otherwise, or if apt-get fails, says what is missing
+# and carries on (the tests that need a missing tool cannot run).
+debian-test-deps:
+	@missing=""; \
+	for pkg in $(DEBIAN_TEST_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: no apt-get; missing:$$missing (tests that need them cannot run)"; exit 0; \
+	fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "note: not root; missing:$$missing (install them: tests that need them cannot run)"; exit 0; \
+	fi; \
+	echo "installing:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; } \
+		|| echo "warning: could not install$$missing; tests that need them cannot run"
+
+# --------------------------------------------------------------------- targets
+
+run: $(VENV)/.installed
+	$(VENV)/bin/cosmo serve --config $(CONFIG)
+
+serve: run
+
+test: $(VENV)/.installed-test debian-test-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: $(VENV)/.installed
+	$(VENV)/bin/cosmo check --config $(CONFIG)
+
+bench: $(VENV)/.installed
+	@shopt -s nullglob; scripts=(bench/*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks in bench/"; exit 0; fi; \
+	for script in "$${scripts[@]}"; do \
+		echo "== $$script"; $(PY) "$$script" || exit $$?; \
+	done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .hypothesis test-artifacts
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf var

@@ -1,0 +1,7 @@
+"""``python -m cosmo``: the same as the ``cosmo`` command."""
+
+import sys
+
+from cosmo.cli import main
+
+sys.exit(main())

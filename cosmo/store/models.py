@@ -1,0 +1,165 @@
+"""SQLAlchemy models of the tables Cosmo keeps.
+
+Every timestamp is a timezone-aware UTC ``datetime`` in Python.  PostgreSQL
+stores it as ``timestamptz``; SQLite, which has no such type, stores naive UTC
+text of fixed width, so comparisons in SQL stay correct there too.
+
+The schema itself is created and changed only by the Alembic revisions in
+``cosmo/store/migrations``; a change here needs a new revision there.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Agent", "Base", "Cdr", "EventLogEntry", "Registration", "UtcDateTime", "utcnow"]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint names fixed by convention, so migrations can name them on every database."""
+
+Id = BigInteger().with_variant(Integer, "sqlite")
+"""64-bit ids; SQLite needs plain INTEGER for an auto-incrementing rowid key."""
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC ``datetime``; naive values are refused, not guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps only timezone-aware times")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of Cosmo's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: Json}  # noqa: RUF012 (SQLAlchemy's hook)
+
+
+class Agent(Base):
+    """An agent as configured, with digest HA1s for the SIP realm (never the password)."""
+
+    __tablename__ = "agents"
+
+    extension: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    realm: Mapped[str] = mapped_column(String(255))
+    # RFC 2617 §3.2.2.2 / RFC 8760: HA1 = H(username ":" realm ":" password).
+    ha1_md5: Mapped[str] = mapped_column(String(32))
+    ha1_sha256: Mapped[str] = mapped_column(String(64))
+    skills: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Registration(Base):
+    """One binding of the location service: an AOR reachable at a contact (RFC 3261 §10)."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (
+        UniqueConstraint("aor", "contact"),
+        Index(None, "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    aor: Mapped[str] = mapped_column(String(255), index=True)
+    contact: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime]
+    call_id: Mapped[str] = mapped_column(String(255))
+    cseq: Mapped[int] = mapped_column(BigInteger)
+    source_transport: Mapped[str] = mapped_column(String(8))
+    source_host: Mapped[str] = mapped_column(String(255))
+    source_port: Mapped[int] = mapped_column(Integer)
+    # RFC 5626 outbound: +sip.instance and reg-id identify a flow across re-registrations.
+    instance_id: Mapped[str | None] = mapped_column(String(255))
+    reg_id: Mapped[int | None] = mapped_column(Integer)
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    # RFC 3327 Path header values, in order.
+    path: Mapped[list[str]] = mapped_column(Json, default=list)
+    q: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Cdr(Base):
+    """A call detail record, written once when a call ends."""
+
+    __tablename__ = "cdrs"
+    __table_args__ = (
+        CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(255), index=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    trunk: Mapped[str | None] = mapped_column(String(64))
+    from_uri: Mapped[str] = mapped_column(Text)
+    to_uri: Mapped[str] = mapped_column(Text)
+    caller: Mapped[str] = mapped_column(String(255))
+    callee: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime]
+    end_reason: Mapped[str] = mapped_column(String(64))
+    hangup_by: Mapped[str | None] = mapped_column(String(16))
+    sip_status: Mapped[int | None] = mapped_column(Integer)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class EventLogEntry(Base):
+    """One event as published on the bus, kept for reports and for replay after a restart."""
+
+    __tablename__ = "event_log"
+    __table_args__ = (Index(None, "ts"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)

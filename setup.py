@@ -1,0 +1,60 @@
+"""Build file of Cosmo (``pip install -e .`` or ``pip install .``)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+
+setup(
+    name="cosmo",
+    version="0.1.0",
+    description="Cosmo: an all-software contact-center server (SIP trunks, IVR, ACD, CTI)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["cosmo", "cosmo.*"]),
+    # Alembic's script directory and ini are data, not packages: ship them explicitly.
+    package_data={
+        "cosmo.store": [
+            "alembic.ini",
+            "migrations/env.py",
+            "migrations/script.py.mako",
+            "migrations/versions/*.py",
+        ],
+    },
+    include_package_data=True,
+    zip_safe=False,
+    install_requires=[
+        "aiohttp>=3.9",
+        "SQLAlchemy[asyncio]>=2.0",
+        "aiosqlite>=0.19",
+        "asyncpg>=0.29",
+        "alembic>=1.13",
+        "pydantic>=2.5",
+        "PyYAML>=6.0",
+        "uvloop>=0.19; platform_system == 'Linux'",
+        "rich>=13",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-asyncio>=0.23",
+            "pytest-timeout>=2.2",
+            "hypothesis>=6",
+            "pjsua2-python",
+            "sippy",
+        ],
+        "phone": [
+            "pyaudio",
+            "pjsua2-python",
+        ],
+    },
+    entry_points={"console_scripts": ["cosmo=cosmo.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: Communications :: Telephony",
+        "Framework :: AsyncIO",
+    ],
+)
