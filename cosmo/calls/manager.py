@@ -92,7 +92,7 @@ class CallManager:
         self.media = media
         self.events = events
         self.on_record = on_record
-        self.throttle = throttle or FailureThrottle()
+        self.throttle = throttle if throttle is not None else FailureThrottle()
         self.calls: dict[str, Call] = {}
         self.agent_extensions = {a.extension for a in settings.agents}
         # What a locally answered call does next; the IVR/ACD replace this.
@@ -132,7 +132,7 @@ class CallManager:
     def _on_invite(self, session: InviteSession, source: Address) -> None:
         request = session.invite
         assert request is not None
-        now = time.monotonic()
+        now = time.time()  # the authenticator's clock: nonces outlive a restart
         trunk = self.trunks.by_source(source.host)
         agent: str | None = None
         if trunk is None:

@@ -200,10 +200,10 @@ class Registrar:
         self.lookup_ha1 = credentials
         self.domains = {d.lower() for d in domains}
         self.policy = policy or RegistrarPolicy()
-        self.throttle = throttle or FailureThrottle()
+        self.throttle = throttle if throttle is not None else FailureThrottle()
 
     def process(self, request: SipRequest, source: Address, now: float, wallclock: float) -> RegisterResult:
-        """Process one REGISTER (``now`` monotonic for auth, ``wallclock`` for expiry)."""
+        """Process one REGISTER (``now`` on the authenticator's clock, ``wallclock`` for expiry)."""
         uri = request.uri
         if not isinstance(uri, SipUri) or uri.host.lower() not in self.domains:
             return RegisterResult(404, "Domain Not Served")
@@ -357,7 +357,8 @@ class RegistrarService:
     def handle(self, txn: ServerTransaction, request: SipRequest, source: Address) -> None:
         """The REGISTER handler of the user agent."""
         loop = asyncio.get_running_loop()
-        result = self.registrar.process(request, source, loop.time(), time.time())
+        now = time.time()  # wall clock: digest nonces and expiry both outlive a restart
+        result = self.registrar.process(request, source, now, now)
         self.stack.reply(txn, result.status, result.reason, extra=result.headers)
         if self.registrar.location.pending_writes and self._flushing is None:
             self._flushing = loop.create_task(self._flush(), name="registrar-flush")

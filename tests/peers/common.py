@@ -12,7 +12,7 @@ import random
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,20 +106,18 @@ class EventQueue:
         kind: str,
         timeout: float,
         *,
-        fail_on: Mapping[str, Any] | None = None,
-        fail_kinds: tuple[str, ...] = (),
+        fail_on: Sequence[tuple[str, Mapping[str, Any]]] = (),
         fail_pending: bool = False,
         **match: Any,
     ) -> PeerEvent:
         """Wait for an event of ``kind`` whose fields equal ``match``.
 
-        The wait ends early with :class:`PeerError`, consuming the event,
-        on an event of ``kind`` matching ``fail_on`` (for example
-        ``{"state": "DISCONNECTED"}`` while waiting for CONFIRMED) or on
-        any event of one of ``fail_kinds``.  Only failure events that
-        arrive during the wait count, since an old one may belong to an
-        earlier call; ``fail_pending`` also counts those already pending
-        (for waits that name a call that cannot be confused).
+        ``fail_on`` lists ``(kind, fields)`` of events that end the wait
+        early with :class:`PeerError`, consuming them: for example
+        ``[("call_state", {"state": "DISCONNECTED"})]`` while waiting for
+        CONFIRMED.  Only failure events that arrive during the wait count,
+        since an older one may belong to an earlier call; ``fail_pending``
+        also counts those already pending (when ``fields`` name one call).
 
         Raises :class:`PeerTimeout` after ``timeout`` seconds and
         :class:`PeerError` when the peer has gone away.
@@ -131,11 +129,12 @@ class EventQueue:
             found = self.take(kind, **match)
             if found is not None:
                 return found
-            failed = self.take(kind, since=since, **fail_on) if fail_on is not None else None
-            for other in fail_kinds:
-                failed = failed or self.take(other, since=since)
-            if failed is not None:
-                raise PeerError(f"{self.source}: waiting for {kind} {match}, got {failed.kind} {dict(failed.data)}")
+            for fail_kind, fail_match in fail_on:
+                failed = self.take(fail_kind, since=since, **fail_match)
+                if failed is not None:
+                    raise PeerError(
+                        f"{self.source}: waiting for {kind} {match}, got {failed.kind} {dict(failed.data)}"
+                    )
             if self._closed is not None:
                 raise PeerError(f"{self.source}: waiting for {kind} {match}: {self._closed}")
             remaining = deadline - time.monotonic()

@@ -282,7 +282,7 @@ class PjPhone:
             match["call"] = call
         if state == "DISCONNECTED":
             return await self.events.wait("call_state", timeout, **match)
-        fail_on = {**match, "state": "DISCONNECTED"}
+        fail_on = [("call_state", {**match, "state": "DISCONNECTED"})]
         return await self.events.wait("call_state", timeout, fail_on=fail_on, fail_pending=call is not None, **match)
 
     async def wait_incoming_call(self, timeout: float = 5.0) -> PeerEvent:

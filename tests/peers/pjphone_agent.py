@@ -114,7 +114,8 @@ class _CallMedia:
     def __init__(self) -> None:
         self.sources: list[Any] = []
         self.recorders: list[tuple[str, Any]] = []
-        self.players_to_watch: list[tuple[Any, int]] = []
+        # [player, size in samples, last position seen]
+        self.players_to_watch: list[list[Any]] = []
 
 
 class _Call(pj.Call):
@@ -418,10 +419,14 @@ class Agent:
     def watch_players(self) -> None:
         for call in list(self.calls.values()):
             for entry in list(call.media.players_to_watch):
-                player, size = entry
-                if player.getPos() >= size:
+                player, size, last = entry
+                position = player.getPos()
+                # pjmedia rewinds a NO_LOOP player to 0 at the end of file.
+                if position >= size or position < last:
                     call.media.players_to_watch.remove(entry)
                     self.emit("play_done", call=call.handle)
+                else:
+                    entry[2] = position
 
     # -- commands ------------------------------------------------------
     def cmd_register(
@@ -534,7 +539,7 @@ class Agent:
         player.createPlayer(path, 0 if loop else pj.PJMEDIA_FILE_NO_LOOP)
         target.media.sources.append(player)
         if not loop:
-            target.media.players_to_watch.append((player, player.getInfo().sizeSamples))
+            target.media.players_to_watch.append([player, player.getInfo().sizeSamples, 0])
         self.connect_media(target)
         return target.handle
 
