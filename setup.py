@@ -44,6 +44,8 @@ setup(
             "hypothesis>=6",
             "pjsua2-python",
             "sippy",
+            "numpy",
+            "cryptography",
         ],
         "phone": [
             "pyaudio",
