@@ -252,6 +252,65 @@ async def test_pjphone_rejects_and_reports_code(tmp_path: Path) -> None:
 
 
 @needs_pjsua2
+@pytest.mark.asyncio
+async def test_pjphone_plays_wav_that_the_other_phone_records(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    prompt = np.concatenate([audio.tone(300, 0.2), 0.3 * rng.standard_normal(4000), audio.tone(700, 0.3)])
+    audio.write_wav(tmp_path / "prompt.wav", prompt, 8000)
+    async with asyncio.timeout(TEST_BUDGET):
+        async with PjPhone(name="lena", workdir=tmp_path / "lena") as lena, PjPhone(
+            name="mark", workdir=tmp_path / "mark"
+        ) as mark:
+            call = await lena.call(mark.uri())
+            incoming = await mark.wait_incoming_call()
+            await mark.record(tmp_path / "mark-heard.wav", call=incoming["call"])
+            await mark.answer(200, call=incoming["call"])
+            await lena.wait_event("media_state", status="ACTIVE", call=call)
+            await lena.play_wav(tmp_path / "prompt.wav", loop=False, call=call)
+            await lena.wait_event("play_done", timeout=5, call=call)
+            # The last frames are still in the receiver's jitter buffer.
+            await asyncio.sleep(0.5)
+            assert await mark.stop_record(call=incoming["call"]) == [str(tmp_path / "mark-heard.wav")]
+            await lena.hangup(call=call)
+            await mark.wait_call_state("DISCONNECTED", call=incoming["call"])
+    heard = audio.read_wav(tmp_path / "mark-heard.wav")
+    match = audio.normalized_xcorr_peak(prompt, heard.samples, reference_rate=8000, received_rate=heard.rate)
+    assert match.peak > 0.95, match
+    assert 0 <= match.lag_seconds < 0.5, match
+
+
+@needs_pjsua2
+@needs_baresip
+@needs_sipp
+@pytest.mark.asyncio
+async def test_peers_over_tcp(tmp_path: Path) -> None:
+    async with asyncio.timeout(TEST_BUDGET):
+        registrar = await start_sipp_uas(
+            "uas_registrar",
+            calls=1,
+            transport="t1",
+            extra_args=["-key", "user", "1003", "-key", "password", "secret1003"],
+            timeout=25,
+        )
+        async with PjPhone(name="nina", workdir=tmp_path / "nina") as nina, Baresip(
+            name="otto", workdir=tmp_path / "otto"
+        ) as otto:
+            registered = await nina.register("1003", "secret1003", f"sip:{registrar.address}", transport="tcp")
+            assert registered is not None and registered["code"] == 200
+            call = await nina.call(otto.uri("tcp"), account="local")
+            incoming = await otto.wait_incoming_call()
+            await otto.answer()
+            await otto.wait_established(call_id=incoming["id"])
+            confirmed = await nina.wait_call_state("CONFIRMED", call=call)
+            assert confirmed["remote_contact"].endswith(";transport=tcp>")
+            await otto.hangup()
+            await nina.wait_call_state("DISCONNECTED", call=call)
+        # The phone unregisters as it closes (after a 401 round trip).
+        served = await registrar.wait(10)
+        assert (served.successful, served.failed) == (1, 0), served.describe()
+
+
+@needs_pjsua2
 @needs_baresip
 @needs_sipp
 @pytest.mark.asyncio
