@@ -52,6 +52,8 @@ _SPECIAL_CASE = {
     "sip-if-match": "SIP-If-Match",
     "p-asserted-identity": "P-Asserted-Identity",
     "p-preferred-identity": "P-Preferred-Identity",
+    "min-se": "Min-SE",
+    "session-id": "Session-ID",
 }
 _name_cache: dict[str, str] = {}
 
@@ -264,7 +266,7 @@ class NameAddr:
     params: Params = ()
 
     def __str__(self) -> str:
-        head = f"{quote(self.display)} " if self.display else ""
+        head = f"{quote(self.display)} " if self.display is not None else ""
         return f"{head}<{self.uri}>{format_params(self.params)}"
 
     @property
@@ -442,10 +444,12 @@ def parse_cseq(value: str) -> CSeq:
     match = _CSEQ.fullmatch(value)
     if match is None:
         raise SipParseError(f"malformed CSeq: {value!r}")
-    seq = int(match.group(1))
-    if seq > MAX_CSEQ:
-        raise SipParseError(f"CSeq number too large: {match.group(1)}")
-    return CSeq(seq, match.group(2))
+    digits = match.group(1)
+    significant = digits.lstrip("0") or "0"
+    # Bound the length before int(): past 4300 digits int() raises ValueError.
+    if len(significant) > 10 or int(significant) > MAX_CSEQ:
+        raise SipParseError(f"CSeq number too large: {digits[:40]}")
+    return CSeq(int(significant), match.group(2))
 
 
 def parse_uint(value: str, name: str, maximum: int) -> int:
@@ -453,9 +457,10 @@ def parse_uint(value: str, name: str, maximum: int) -> int:
     text = value.strip(_LWS)
     if not text.isdigit() or not text.isascii():
         raise SipParseError(f"{name} is not a non-negative number: {value!r}")
-    if len(text) > 20 or int(text) > maximum:
+    significant = text.lstrip("0") or "0"  # bound int(): huge digit strings are refused first
+    if len(significant) > 20 or int(significant) > maximum:
         raise SipParseError(f"{name} too large: {text[:40]}")
-    return int(text)
+    return int(significant)
 
 
 def format_uri_for_header(uri: Uri) -> str:

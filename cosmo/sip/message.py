@@ -89,8 +89,9 @@ REASON_PHRASES = {
     606: "Not Acceptable",
 }
 
-_REQUEST_LINE = re.compile(rf"([{TOKEN_CHARS}]+) ([^ ]+) (SIP/[0-9]+\.[0-9]+)")
-_STATUS_LINE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) (.*)", re.DOTALL)
+# RFC 3261 §7.1: the SIP-Version string is case-insensitive (sent upper-case).
+_REQUEST_LINE = re.compile(rf"([{TOKEN_CHARS}]+) ([^ ]+) ([Ss][Ii][Pp]/[0-9]+\.[0-9]+)")
+_STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) (.*)", re.DOTALL)
 _HEADER_NAME = re.compile(rf"[{TOKEN_CHARS}]+")
 _DATE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
@@ -437,19 +438,21 @@ def _split_lists(items: list[tuple[str, str]]) -> Headers:
 
 
 def _parse_start_line(line: str, headers: Headers) -> SipRequest | SipResponse:
-    if line.startswith("SIP/"):
+    if line[:4].upper() == "SIP/":
         match = _STATUS_LINE.fullmatch(line)
         if match is None:
             raise SipParseError(f"malformed status line: {line[:80]!r}", headers=headers)
         version, status, reason = match.groups()
-        if version != SIP_VERSION:
-            raise SipParseError(f"unsupported version {version}", 505, headers=headers)
-        return SipResponse(int(status), reason, headers, version=version)
+        if version.upper() != SIP_VERSION:
+            raise SipParseError(
+                f"unsupported version {version}", 505, "Version Not Supported", headers=headers
+            )
+        return SipResponse(int(status), reason, headers)
     match = _REQUEST_LINE.fullmatch(line)
     if match is None:
         raise SipParseError(f"malformed request line: {line[:80]!r}", headers=headers)
     method, uri_text, version = match.groups()
-    if version != SIP_VERSION:
+    if version.upper() != SIP_VERSION:
         raise SipParseError(
             f"unsupported version {version}", 505, "Version Not Supported", headers=headers
         )
@@ -457,7 +460,7 @@ def _parse_start_line(line: str, headers: Headers) -> SipRequest | SipResponse:
         uri = parse_uri(uri_text)
     except SipParseError as exc:
         raise SipParseError(f"bad Request-URI: {exc}", headers=headers) from None
-    return SipRequest(method, uri, headers, version=version)
+    return SipRequest(method, uri, headers)
 
 
 def _frame_body(message: SipMessage, rest: bytes) -> None:
@@ -493,7 +496,7 @@ def _check_common(message: SipMessage) -> None:
     if message.defects:
         raise SipParseError(message.defects[0])
     for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        if message.headers.get(name) is None:
+        if not message.headers.get(name):
             raise SipParseError(f"missing {name} header")
     _check_single_headers(message)
     message.vias  # noqa: B018 - parse to validate
@@ -571,7 +574,7 @@ def response_from_headers(
         if name == "Via" or name == "From" or name == "Call-ID" or name == "CSeq":
             items.append((name, value))
         elif name == "To":
-            if to_tag is not None and status != 100 and ";tag=" not in value.replace(" ", "").lower():
+            if to_tag is not None and status != 100 and not _has_tag(value):
                 value = f"{value};tag={to_tag}"
             items.append((name, value))
         elif name == "Timestamp" and status == 100:
@@ -580,6 +583,13 @@ def response_from_headers(
     for name, value in extra:
         response.headers.add(name, value)
     return response
+
+
+def _has_tag(to: str) -> bool:
+    try:
+        return parse_name_addr(to).tag is not None
+    except SipParseError:  # a torn request: judge the text
+        return ";tag=" in to.replace(" ", "").replace("\t", "").lower()
 
 
 class StreamFramer:

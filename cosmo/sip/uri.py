@@ -30,7 +30,7 @@ _SIP_URI = re.compile(
     r"(?::(?P<port>[0-9]{1,5}))?"
     r"(?P<params>(?:;[^;?]*)*)"
     r"(?:\?(?P<headers>.*))?",
-    re.IGNORECASE | re.DOTALL,
+    re.IGNORECASE | re.DOTALL | re.ASCII,
 )
 _ESCAPED = r"%[0-9A-Fa-f]{2}"
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"

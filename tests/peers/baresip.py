@@ -188,7 +188,7 @@ class Baresip:
         return "".join(f"{key:<20}{value}\n" for key, value in lines)
 
     # -- life cycle ----------------------------------------------------
-    async def __aenter__(self) -> "Baresip":
+    async def __aenter__(self) -> Baresip:
         await self.start()
         return self
 
@@ -372,7 +372,7 @@ class Baresip:
     # -- events --------------------------------------------------------
     async def wait_event(self, kind: str, timeout: float = 5.0, **match: Any) -> PeerEvent:
         """The next event of type ``kind`` (e.g. "CALL_CLOSED") matching fields."""
-        return await self.events.wait(kind, timeout, **match)
+        return await self.events.wait(kind, timeout, match)
 
     async def wait_registered(self, timeout: float = 5.0) -> PeerEvent:
         """REGISTER_OK; a REGISTER_FAIL meanwhile raises :class:`PeerError`."""
@@ -389,13 +389,13 @@ class Baresip:
         """
         match = {"id": call_id} if call_id is not None else {}
         return await self.events.wait(
-            "CALL_ESTABLISHED", timeout, fail_on=[("CALL_CLOSED", match)], fail_pending=call_id is not None, **match
+            "CALL_ESTABLISHED", timeout, match, fail_on=[("CALL_CLOSED", match)], fail_pending=call_id is not None
         )
 
     async def wait_closed(self, timeout: float = 5.0, *, call_id: str | None = None) -> PeerEvent:
         """CALL_CLOSED (its ``param`` is the reason), of ``call_id`` when given."""
         match = {"id": call_id} if call_id is not None else {}
-        return await self.events.wait("CALL_CLOSED", timeout, **match)
+        return await self.events.wait("CALL_CLOSED", timeout, match)
 
     # -- recordings ----------------------------------------------------
     def recordings(self, direction: str = "dec") -> list[Path]:

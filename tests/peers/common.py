@@ -92,11 +92,14 @@ class EventQueue:
             self._closed = reason
         self._changed.set()
 
-    def take(self, kind: str, *, since: float = float("-inf"), **match: Any) -> PeerEvent | None:
-        """The oldest pending matching event (arrived at or after
-        ``since``, a time.monotonic() value), removed; None when none."""
+    def take(
+        self, kind: str, match: Mapping[str, Any] | None = None, *, since: float = float("-inf")
+    ) -> PeerEvent | None:
+        """The oldest pending event of ``kind`` matching ``match`` that
+        arrived at or after ``since`` (a time.monotonic() value), removed;
+        None when there is none."""
         for index, event in enumerate(self._pending):
-            if event.at >= since and event.matches(kind, match):
+            if event.at >= since and event.matches(kind, match or {}):
                 del self._pending[index]
                 return event
         return None
@@ -105,10 +108,10 @@ class EventQueue:
         self,
         kind: str,
         timeout: float,
+        match: Mapping[str, Any] | None = None,
         *,
         fail_on: Sequence[tuple[str, Mapping[str, Any]]] = (),
         fail_pending: bool = False,
-        **match: Any,
     ) -> PeerEvent:
         """Wait for an event of ``kind`` whose fields equal ``match``.
 
@@ -125,12 +128,13 @@ class EventQueue:
         start = time.monotonic()
         deadline = start + timeout
         since = float("-inf") if fail_pending else start
+        match = dict(match or {})
         while True:
-            found = self.take(kind, **match)
+            found = self.take(kind, match)
             if found is not None:
                 return found
             for fail_kind, fail_match in fail_on:
-                failed = self.take(fail_kind, since=since, **fail_match)
+                failed = self.take(fail_kind, fail_match, since=since)
                 if failed is not None:
                     raise PeerError(
                         f"{self.source}: waiting for {kind} {match}, got {failed.kind} {dict(failed.data)}"

@@ -106,7 +106,7 @@ class PjPhone:
         self.last_log = ""
 
     # -- life cycle ----------------------------------------------------
-    async def __aenter__(self) -> "PjPhone":
+    async def __aenter__(self) -> PjPhone:
         await self.start()
         return self
 
@@ -266,7 +266,7 @@ class PjPhone:
         Example: ``await phone.wait_event("call_state", state="DISCONNECTED")``.
         Raises :class:`PeerTimeout` when none comes within ``timeout`` s.
         """
-        return await self.events.wait(kind, timeout, **match)
+        return await self.events.wait(kind, timeout, match)
 
     async def wait_call_state(self, state: str, timeout: float = 5.0, *, call: int | None = None) -> PeerEvent:
         """Wait for ``state`` of ``call`` (any call when None).
@@ -281,9 +281,9 @@ class PjPhone:
         if call is not None:
             match["call"] = call
         if state == "DISCONNECTED":
-            return await self.events.wait("call_state", timeout, **match)
+            return await self.events.wait("call_state", timeout, match)
         fail_on = [("call_state", {**match, "state": "DISCONNECTED"})]
-        return await self.events.wait("call_state", timeout, fail_on=fail_on, fail_pending=call is not None, **match)
+        return await self.events.wait("call_state", timeout, match, fail_on=fail_on, fail_pending=call is not None)
 
     async def wait_incoming_call(self, timeout: float = 5.0) -> PeerEvent:
         return await self.events.wait("incoming_call", timeout)
@@ -293,7 +293,7 @@ class PjPhone:
         digits = []
         match = {"call": call} if call is not None else {}
         for _ in range(count):
-            event = await self.events.wait("dtmf", timeout, **match)
+            event = await self.events.wait("dtmf", timeout, match)
             digits.append(str(event["digit"]))
         return "".join(digits)
 
@@ -317,7 +317,7 @@ class PjPhone:
         await self.command("register", user=ext, password=password, registrar=registrar, transport=transport, expires=expires)
         if not wait:
             return None
-        event = await self.events.wait("reg_state", timeout, account=ext)
+        event = await self.events.wait("reg_state", timeout, {"account": ext})
         if not 200 <= int(event["code"]) < 300:
             raise PeerError(f"{self.name}: registration of {ext} failed: {event['code']} {event['reason']}")
         return event
@@ -327,7 +327,7 @@ class PjPhone:
         name = await self.command("unregister", account=account)
         if not wait:
             return None
-        return await self.events.wait("reg_state", timeout, account=name)
+        return await self.events.wait("reg_state", timeout, {"account": name})
 
     # -- calls ---------------------------------------------------------
     async def call(self, uri: str, *, account: str | None = None, headers: dict[str, str] | None = None) -> int:

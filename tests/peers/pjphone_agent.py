@@ -41,7 +41,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import pjsua2 as pj
+import pjsua2 as pj  # type: ignore[import-untyped]
 
 _INV_STATE_NAMES = {
     pj.PJSIP_INV_STATE_NULL: "NULL",
@@ -75,13 +75,13 @@ class CommandError(Exception):
 
 
 class _Account(pj.Account):
-    def __init__(self, agent: "Agent", name: str) -> None:
+    def __init__(self, agent: Agent, name: str) -> None:
         super().__init__()
         self.agent = agent
         self.name = name
         self.unregistering = False
 
-    def onRegState(self, prm: "pj.OnRegStateParam") -> None:
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
         self.unregistering = False
         self.agent.emit(
             "reg_state",
@@ -92,7 +92,7 @@ class _Account(pj.Account):
             active=self.getInfo().regIsActive,
         )
 
-    def onIncomingCall(self, prm: "pj.OnIncomingCallParam") -> None:
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         call = _Call(self.agent, self, prm.callId)
         self.agent.calls[call.handle] = call
         info = call.getInfo()
@@ -125,14 +125,14 @@ class _Call(pj.Call):
     events of consecutive calls ambiguous.
     """
 
-    def __init__(self, agent: "Agent", account: _Account, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+    def __init__(self, agent: Agent, account: _Account, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(account, call_id)
         self.agent = agent
         self.handle = next(agent.handles)
         self.media = _CallMedia()
         self.audio: Any = None
 
-    def onCallState(self, prm: "pj.OnCallStateParam") -> None:
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
         state = _INV_STATE_NAMES.get(info.state, str(info.state))
         self.agent.emit(
@@ -151,7 +151,7 @@ class _Call(pj.Call):
             # callback; the main loop finishes the call after it returns.
             self.agent.defer(lambda: self.agent.finish_call(self))
 
-    def onCallMediaState(self, prm: "pj.OnCallMediaStateParam") -> None:
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()
         for index, media in enumerate(info.media):
             if media.type != pj.PJMEDIA_TYPE_AUDIO:
@@ -163,7 +163,7 @@ class _Call(pj.Call):
                 self.agent.connect_media(self)
             break
 
-    def onDtmfDigit(self, prm: "pj.OnDtmfDigitParam") -> None:
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         self.agent.emit(
             "dtmf",
             call=self.handle,
@@ -267,7 +267,7 @@ class Agent:
             pid=os.getpid(),
         )
 
-    def account_config(self, id_uri: str) -> "pj.AccountConfig":
+    def account_config(self, id_uri: str) -> pj.AccountConfig:
         opts = self.options
         acfg = pj.AccountConfig()
         acfg.idUri = id_uri
@@ -284,7 +284,7 @@ class Agent:
         acfg.mediaConfig.transportConfig.publicAddress = opts.bind
         return acfg
 
-    def run(self, commands: "queue.Queue[dict[str, Any] | None]") -> None:
+    def run(self, commands: queue.Queue[dict[str, Any] | None]) -> None:
         deadline = time.monotonic() + self.options.max_lifetime
         while self.running:
             self.ep.libHandleEvents(10)
@@ -608,7 +608,7 @@ class Agent:
         self.running = False
 
 
-def _read_commands(stream: Any, commands: "queue.Queue[dict[str, Any] | None]") -> None:
+def _read_commands(stream: Any, commands: queue.Queue[dict[str, Any] | None]) -> None:
     for line in stream:
         line = line.strip()
         if not line:
@@ -638,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
-    commands: "queue.Queue[dict[str, Any] | None]" = queue.Queue()
+    commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
     agent = Agent(options, out)
     try:
         agent.start()

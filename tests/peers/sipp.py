@@ -272,7 +272,7 @@ class SippUas:
         assert self.proc.returncode is not None
         return _result(self.proc.returncode, self.workdir, _read(self._stderr_path), self.args)
 
-    async def __aenter__(self) -> "SippUas":
+    async def __aenter__(self) -> SippUas:
         return self
 
     async def __aexit__(
