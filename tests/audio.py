@@ -63,6 +63,7 @@ class XcorrPeak:
 
 # -- reading and writing -----------------------------------------------
 
+
 def read_wav(path: str | os.PathLike[str]) -> Wav:
     """Read a RIFF WAVE file: 8/16/24/32-bit PCM, float, A-law or µ-law.
 
@@ -132,14 +133,18 @@ def write_wav(path: str | os.PathLike[str], samples: npt.ArrayLike, rate: int = 
     channels = 1 if array.ndim == 1 else int(array.shape[1])
     pcm = np.clip(np.round(array * 32767.0), -32768, 32767).astype("<i2").tobytes()
     header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE"
-    header += b"fmt " + struct.pack("<IHHIIHH", 16, _WAVE_FORMAT_PCM, channels, rate, rate * channels * 2, channels * 2, 16)
+    header += b"fmt " + struct.pack(
+        "<IHHIIHH", 16, _WAVE_FORMAT_PCM, channels, rate, rate * channels * 2, channels * 2, 16
+    )
     header += b"data" + struct.pack("<I", len(pcm))
     out = Path(path)
     out.write_bytes(header + pcm)
     return out
 
 
-def tone(freq: float, seconds: float, rate: int = 8000, *, amplitude: float = 0.5, freq2: float | None = None) -> Samples:
+def tone(
+    freq: float, seconds: float, rate: int = 8000, *, amplitude: float = 0.5, freq2: float | None = None
+) -> Samples:
     """A sine (or the sum of two, as in DTMF) with 5 ms fades at both ends."""
     t = np.arange(int(round(seconds * rate))) / rate
     wave = np.sin(2 * np.pi * freq * t)
@@ -153,12 +158,15 @@ def tone(freq: float, seconds: float, rate: int = 8000, *, amplitude: float = 0.
     return amplitude * wave
 
 
-def write_tone_wav(path: str | os.PathLike[str], freq: float, seconds: float, rate: int = 8000, *, amplitude: float = 0.5) -> Path:
+def write_tone_wav(
+    path: str | os.PathLike[str], freq: float, seconds: float, rate: int = 8000, *, amplitude: float = 0.5
+) -> Path:
     """Write a mono 16-bit sine tone WAV."""
     return write_wav(path, tone(freq, seconds, rate, amplitude=amplitude), rate)
 
 
 # -- G.711 (ITU-T G.711) ---------------------------------------------------
+
 
 def ulaw_decode(codes: npt.NDArray[np.uint8]) -> Samples:
     u = (~codes.astype(np.int32)) & 0xFF
@@ -181,6 +189,7 @@ def alaw_decode(codes: npt.NDArray[np.uint8]) -> Samples:
 
 
 # -- analysis --------------------------------------------------------------
+
 
 def to_mono(samples: npt.ArrayLike) -> Samples:
     array = np.asarray(samples, dtype=np.float64)
@@ -211,7 +220,9 @@ def rms_dbfs(samples: npt.ArrayLike) -> float:
     return max(SILENCE_DBFS, 20 * math.log10(rms)) if rms > 0 else SILENCE_DBFS
 
 
-def dominant_frequency(samples: npt.ArrayLike, rate: int, *, min_hz: float = 50.0, max_hz: float | None = None) -> float:
+def dominant_frequency(
+    samples: npt.ArrayLike, rate: int, *, min_hz: float = 50.0, max_hz: float | None = None
+) -> float:
     """Frequency (Hz) of the strongest spectral peak between the limits.
 
     Hann window and parabolic interpolation between bins.  Raises

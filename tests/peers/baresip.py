@@ -220,8 +220,10 @@ class Baresip:
         self.log_path = self._workdir / "baresip.log"
         self._proc = await asyncio.create_subprocess_exec(
             BARESIP,
-            "-f", str(self._workdir),
-            "-t", str(self.max_lifetime),
+            "-f",
+            str(self._workdir),
+            "-t",
+            str(self.max_lifetime),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

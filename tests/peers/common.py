@@ -136,9 +136,7 @@ class EventQueue:
             for fail_kind, fail_match in fail_on:
                 failed = self.take(fail_kind, fail_match, since=since)
                 if failed is not None:
-                    raise PeerError(
-                        f"{self.source}: waiting for {kind} {match}, got {failed.kind} {dict(failed.data)}"
-                    )
+                    raise PeerError(f"{self.source}: waiting for {kind} {match}, got {failed.kind} {dict(failed.data)}")
             if self._closed is not None:
                 raise PeerError(f"{self.source}: waiting for {kind} {match}: {self._closed}")
             remaining = deadline - time.monotonic()

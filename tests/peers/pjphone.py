@@ -81,14 +81,22 @@ class PjPhone:
     ) -> None:
         self.name = name
         self._args = [
-            "--name", name,
-            "--bind", LOOPBACK,
-            "--sip-port", str(sip_port),
-            "--tcp-port", str(tcp_port),
-            "--rtp-port", str(rtp_port),
-            "--codecs", ",".join(codecs),
-            "--log-level", str(log_level),
-            "--max-lifetime", str(max_lifetime),
+            "--name",
+            name,
+            "--bind",
+            LOOPBACK,
+            "--sip-port",
+            str(sip_port),
+            "--tcp-port",
+            str(tcp_port),
+            "--rtp-port",
+            str(rtp_port),
+            "--codecs",
+            ",".join(codecs),
+            "--log-level",
+            str(log_level),
+            "--max-lifetime",
+            str(max_lifetime),
         ]
         self._workdir = Path(workdir) if workdir is not None else None
         self._own_tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -146,7 +154,14 @@ class PjPhone:
         self.udp_port = int(ready["udp_port"])
         self.tcp_port = int(ready["tcp_port"])
         self.version = str(ready["version"])
-        log.debug("%s: pjsua2 %s on udp %d tcp %d (pid %d)", self.name, self.version, self.udp_port, self.tcp_port, self._proc.pid)
+        log.debug(
+            "%s: pjsua2 %s on udp %d tcp %d (pid %d)",
+            self.name,
+            self.version,
+            self.udp_port,
+            self.tcp_port,
+            self._proc.pid,
+        )
 
     async def close(self) -> None:
         """Hang up, unregister and end the phone process (by its PID)."""
@@ -314,7 +329,9 @@ class PjPhone:
         With ``wait`` returns the ``reg_state`` event of a 2xx and raises
         :class:`PeerError` on any other final code (401, 403, 408...).
         """
-        await self.command("register", user=ext, password=password, registrar=registrar, transport=transport, expires=expires)
+        await self.command(
+            "register", user=ext, password=password, registrar=registrar, transport=transport, expires=expires
+        )
         if not wait:
             return None
         event = await self.events.wait("reg_state", timeout, {"account": ext})
@@ -322,7 +339,9 @@ class PjPhone:
             raise PeerError(f"{self.name}: registration of {ext} failed: {event['code']} {event['reason']}")
         return event
 
-    async def unregister(self, *, account: str | None = None, wait: bool = True, timeout: float = 5.0) -> PeerEvent | None:
+    async def unregister(
+        self, *, account: str | None = None, wait: bool = True, timeout: float = 5.0
+    ) -> PeerEvent | None:
         """Remove the binding (REGISTER with Expires: 0)."""
         name = await self.command("unregister", account=account)
         if not wait:
@@ -357,7 +376,9 @@ class PjPhone:
         """Send a re-INVITE; with ``unhold`` it resumes a held call."""
         return int(await self.command("reinvite", unhold=unhold, call=call))
 
-    async def dial_dtmf(self, digits: str, method: str = "rfc2833", *, duration_ms: int = 160, call: int | None = None) -> int:
+    async def dial_dtmf(
+        self, digits: str, method: str = "rfc2833", *, duration_ms: int = 160, call: int | None = None
+    ) -> int:
         """Send ``digits`` as RFC 4733 events ("rfc2833") or SIP INFO ("info")."""
         return int(await self.command("dial_dtmf", digits=digits, method=method, duration_ms=duration_ms, call=call))
 

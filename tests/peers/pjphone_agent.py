@@ -522,7 +522,9 @@ class Agent:
         target.reinvite(prm)
         return target.handle
 
-    def cmd_dial_dtmf(self, digits: str, method: str = "rfc2833", duration_ms: int = 160, call: int | None = None) -> int:
+    def cmd_dial_dtmf(
+        self, digits: str, method: str = "rfc2833", duration_ms: int = 160, call: int | None = None
+    ) -> int:
         if method not in _DTMF_METHODS:
             raise CommandError(f"method must be one of {sorted(_DTMF_METHODS)}")
         target = self.call_for(call)

@@ -100,22 +100,40 @@ def _common_args(
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {TRANSPORTS}, not {transport!r}")
     return [
-        "-sf", str(scenario),
-        "-t", transport,
-        "-i", LOOPBACK,
+        "-sf",
+        str(scenario),
+        "-t",
+        transport,
+        "-i",
+        LOOPBACK,
         "-bind_local",
-        "-p", str(local_port),
-        "-mi", LOOPBACK,
-        "-mp", str(media_port),
-        "-ci", LOOPBACK,
-        "-cp", str(control_port),
-        "-m", str(calls),
-        "-timeout", f"{int(timeout)}s",
+        "-p",
+        str(local_port),
+        "-mi",
+        LOOPBACK,
+        "-mp",
+        str(media_port),
+        "-ci",
+        LOOPBACK,
+        "-cp",
+        str(control_port),
+        "-m",
+        str(calls),
+        "-timeout",
+        f"{int(timeout)}s",
         "-timeout_error",
         "-nostdin",
-        "-trace_stat", "-stf", str(workdir / "stats.csv"), "-fd", "1",
-        "-trace_err", "-error_file", str(workdir / "errors.log"),
-        "-trace_screen", "-screen_file", str(workdir / "screen.log"),
+        "-trace_stat",
+        "-stf",
+        str(workdir / "stats.csv"),
+        "-fd",
+        "1",
+        "-trace_err",
+        "-error_file",
+        str(workdir / "errors.log"),
+        "-trace_screen",
+        "-screen_file",
+        str(workdir / "screen.log"),
     ]
 
 
@@ -130,7 +148,7 @@ def _parse_stats(path: Path) -> dict[str, str]:
         rows = [row for row in csv.reader(handle, delimiter=";") if row]
     if len(rows) < 2:
         return {}
-    return dict(zip(rows[0], rows[-1]))
+    return dict(zip(rows[0], rows[-1], strict=False))
 
 
 def _counter(stats: dict[str, str], name: str) -> int | None:
@@ -236,7 +254,9 @@ async def run_sipp(
 class SippUas:
     """A SIPp server scenario running in the background; see start_sipp_uas."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, workdir: Path, args: Sequence[str], stderr_path: Path) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, port: int, workdir: Path, args: Sequence[str], stderr_path: Path
+    ) -> None:
         self.proc = proc
         self.port = port
         self.workdir = workdir

@@ -38,6 +38,7 @@ needs_pcaps = pytest.mark.skipif(not (PCAP_DIR / "g711a.pcap").exists(), reason=
 
 # -- SIPp against SIPp -------------------------------------------------------
 
+
 @needs_sipp
 @pytest.mark.asyncio
 async def test_sipp_uac_call_against_sipp_uas() -> None:
@@ -55,7 +56,9 @@ async def test_sipp_uac_call_against_sipp_uas() -> None:
 async def test_sipp_uac_call_over_tcp() -> None:
     async with asyncio.timeout(TEST_BUDGET):
         uas = await start_sipp_uas("uas", calls=5, transport="t1", timeout=25)
-        result = await run_sipp("uac_call", uas.address, calls=5, rate=20, transport="t1", service="+15550100", timeout=20)
+        result = await run_sipp(
+            "uac_call", uas.address, calls=5, rate=20, transport="t1", service="+15550100", timeout=20
+        )
         assert (result.successful, result.failed) == (5, 0), result.describe()
         served = await uas.wait(10)
         assert (served.successful, served.failed) == (5, 0), served.describe()
@@ -138,14 +141,16 @@ async def test_sipp_reports_unreachable_target() -> None:
 
 # -- pjsua2 and baresip ------------------------------------------------------
 
+
 @needs_pjsua2
 @needs_baresip
 @pytest.mark.asyncio
 async def test_pjphone_calls_baresip_and_both_hear_the_other_tone(tmp_path: Path) -> None:
     async with asyncio.timeout(TEST_BUDGET):
-        async with PjPhone(name="alice", workdir=tmp_path / "alice") as alice, Baresip(
-            name="bob", tone_hz=1000, workdir=tmp_path / "bob"
-        ) as bob:
+        async with (
+            PjPhone(name="alice", workdir=tmp_path / "alice") as alice,
+            Baresip(name="bob", tone_hz=1000, workdir=tmp_path / "bob") as bob,
+        ):
             call = await alice.call(bob.uri())
             incoming = await bob.wait_incoming_call()
             assert incoming["peeruri"].startswith("sip:alice@127.0.0.1")
@@ -182,9 +187,10 @@ async def test_pjphone_calls_baresip_and_both_hear_the_other_tone(tmp_path: Path
 @pytest.mark.asyncio
 async def test_baresip_calls_pjphone_and_hangs_up(tmp_path: Path) -> None:
     async with asyncio.timeout(TEST_BUDGET):
-        async with PjPhone(name="carol", workdir=tmp_path / "carol") as carol, Baresip(
-            name="dave", workdir=tmp_path / "dave"
-        ) as dave:
+        async with (
+            PjPhone(name="carol", workdir=tmp_path / "carol") as carol,
+            Baresip(name="dave", workdir=tmp_path / "dave") as dave,
+        ):
             await dave.dial(carol.uri())
             incoming = await carol.wait_incoming_call()
             assert "baresip" in incoming["msg"]
@@ -206,9 +212,10 @@ async def test_baresip_calls_pjphone_and_hangs_up(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_pjphones_dtmf_hold_and_codec_choice(tmp_path: Path) -> None:
     async with asyncio.timeout(TEST_BUDGET):
-        async with PjPhone(name="erin", codecs=("PCMA",), workdir=tmp_path / "erin") as erin, PjPhone(
-            name="frank", workdir=tmp_path / "frank"
-        ) as frank:
+        async with (
+            PjPhone(name="erin", codecs=("PCMA",), workdir=tmp_path / "erin") as erin,
+            PjPhone(name="frank", workdir=tmp_path / "frank") as frank,
+        ):
             call = await erin.call(frank.uri())
             incoming = await frank.wait_incoming_call()
             offer = re.search(r"^m=audio \d+ RTP/AVP ([0-9 ]+)\r?$", incoming["msg"], re.MULTILINE)
@@ -239,9 +246,10 @@ async def test_pjphones_dtmf_hold_and_codec_choice(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_pjphone_rejects_and_reports_code(tmp_path: Path) -> None:
     async with asyncio.timeout(TEST_BUDGET):
-        async with PjPhone(name="gina", workdir=tmp_path / "gina") as gina, PjPhone(
-            name="hank", workdir=tmp_path / "hank"
-        ) as hank:
+        async with (
+            PjPhone(name="gina", workdir=tmp_path / "gina") as gina,
+            PjPhone(name="hank", workdir=tmp_path / "hank") as hank,
+        ):
             call = await gina.call(hank.uri())
             incoming = await hank.wait_incoming_call()
             await hank.answer(486, call=incoming["call"])
@@ -258,9 +266,10 @@ async def test_pjphone_plays_wav_that_the_other_phone_records(tmp_path: Path) ->
     prompt = np.concatenate([audio.tone(300, 0.2), 0.3 * rng.standard_normal(4000), audio.tone(700, 0.3)])
     audio.write_wav(tmp_path / "prompt.wav", prompt, 8000)
     async with asyncio.timeout(TEST_BUDGET):
-        async with PjPhone(name="lena", workdir=tmp_path / "lena") as lena, PjPhone(
-            name="mark", workdir=tmp_path / "mark"
-        ) as mark:
+        async with (
+            PjPhone(name="lena", workdir=tmp_path / "lena") as lena,
+            PjPhone(name="mark", workdir=tmp_path / "mark") as mark,
+        ):
             call = await lena.call(mark.uri())
             incoming = await mark.wait_incoming_call()
             await mark.record(tmp_path / "mark-heard.wav", call=incoming["call"])
@@ -292,9 +301,10 @@ async def test_peers_over_tcp(tmp_path: Path) -> None:
             extra_args=["-key", "user", "1003", "-key", "password", "secret1003"],
             timeout=25,
         )
-        async with PjPhone(name="nina", workdir=tmp_path / "nina") as nina, Baresip(
-            name="otto", workdir=tmp_path / "otto"
-        ) as otto:
+        async with (
+            PjPhone(name="nina", workdir=tmp_path / "nina") as nina,
+            Baresip(name="otto", workdir=tmp_path / "otto") as otto,
+        ):
             registered = await nina.register("1003", "secret1003", f"sip:{registrar.address}", transport="tcp")
             assert registered is not None and registered["code"] == 200
             call = await nina.call(otto.uri("tcp"), account="local")
@@ -366,6 +376,7 @@ async def test_sipp_pcap_call_reaches_pjphone_with_speech_and_digits(tmp_path: P
 
 # -- audio helpers -----------------------------------------------------------
 
+
 def test_audio_tone_analysis_and_wav_round_trip(tmp_path: Path) -> None:
     path = audio.write_tone_wav(tmp_path / "tone.wav", 440, 0.5, rate=16000)
     wav = audio.read_wav(path)
@@ -380,7 +391,11 @@ def test_audio_xcorr_finds_a_resampled_copy() -> None:
     reference = 0.2 * rng.standard_normal(4000)
     delay = 0.3
     received = np.concatenate(
-        [0.01 * rng.standard_normal(int(16000 * delay)), 0.5 * audio.resample(reference, 8000, 16000), 0.01 * rng.standard_normal(8000)]
+        [
+            0.01 * rng.standard_normal(int(16000 * delay)),
+            0.5 * audio.resample(reference, 8000, 16000),
+            0.01 * rng.standard_normal(8000),
+        ]
     )
     found = audio.normalized_xcorr_peak(reference, received, reference_rate=8000, received_rate=16000)
     assert found.peak > 0.95

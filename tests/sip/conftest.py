@@ -1,7 +1,7 @@
 """Test data shared by the SIP message-core tests.
 
 * ``TORTURE_DIR`` / :func:`torture_messages`: the 49 RFC 4475 messages kept
-  beside the checkout in ``shared/sip-torture``.
+  kept in ``tests/data/sip-torture`` (the RFC 4475 messages, byte for byte).
 * :func:`wire`: captured traffic written readably (``\\n`` line ends) and
   turned into the CRLF bytes that were on the wire.
 * Hypothesis strategies that build well-formed URIs, header values and
@@ -20,7 +20,7 @@ from cosmo.sip.headers import CSeq, NameAddr, Via, quote
 from cosmo.sip.message import Headers, SipRequest, SipResponse
 from cosmo.sip.uri import AbsoluteUri, SipUri
 
-TORTURE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "sip-torture"
+TORTURE_DIR = Path(__file__).resolve().parents[1] / "data" / "sip-torture"
 TORTURE_MISSING = f"RFC 4475 torture messages not found in {TORTURE_DIR}"
 
 

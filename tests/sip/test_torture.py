@@ -27,7 +27,7 @@ from cosmo.sip.message import (
 )
 from cosmo.sip.uri import AbsoluteUri, SipUri
 
-TORTURE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "sip-torture"
+TORTURE_DIR = Path(__file__).resolve().parents[1] / "data" / "sip-torture"
 
 pytestmark = pytest.mark.skipif(
     not TORTURE_DIR.is_dir(), reason=f"RFC 4475 torture messages not found in {TORTURE_DIR}"

@@ -19,7 +19,7 @@ from cosmo.sip.message import SipResponse, parse_message
 from tests.cosmo_server import cosmo_server
 from tests.peers.sipp import run_sipp
 
-TORTURE = Path(__file__).resolve().parents[2].parent / "shared" / "sip-torture"
+TORTURE = Path(__file__).resolve().parents[1] / "data" / "sip-torture"
 
 # What a UAS/registrar answers (None: dropped, as for a response or an
 # unframable stream).  Requests for example.com are refused by the registrar
