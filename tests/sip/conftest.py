@@ -1,7 +1,7 @@
 """Test data shared by the SIP message-core tests.
 
-* ``TORTURE_DIR`` / :func:`torture_messages`: the 49 RFC 4475 messages kept
-  kept in ``tests/data/sip-torture`` (the RFC 4475 messages, byte for byte).
+* ``TORTURE_DIR`` / :func:`torture_messages`: the 49 RFC 4475 messages,
+  byte for byte, kept in ``tests/data/sip-torture``.
 * :func:`wire`: captured traffic written readably (``\\n`` line ends) and
   turned into the CRLF bytes that were on the wire.
 * Hypothesis strategies that build well-formed URIs, header values and
