@@ -22,8 +22,9 @@ CONFIG ?= config/cosmo.yaml
 PYTEST_ARGS ?=
 
 # Debian packages the tests drive: SIPp (sip-tester), baresip (a real
-# softphone), espeak-ng (speaks prompts) and sox (measures audio).
-DEBIAN_TEST_PACKAGES := sip-tester baresip espeak-ng sox
+# softphone), espeak-ng (speaks prompts), sox (measures audio) and
+# postgresql (the store tests start a throwaway cluster of their own).
+DEBIAN_TEST_PACKAGES := sip-tester baresip espeak-ng sox postgresql
 
 BUILD_FILES := setup.py pyproject.toml
 

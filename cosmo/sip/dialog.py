@@ -144,8 +144,8 @@ class Dialog:
                 routes = routes[1:] + [f"<{self.remote_target}>"]
         for route in routes:
             headers.add("Route", route)
-        headers.add("From", f"{self.local_uri};tag={self.local_tag}")
-        headers.add("To", f"{self.remote_uri};tag={self.remote_tag}")
+        headers.add("From", _with_tag(self.local_uri, self.local_tag))
+        headers.add("To", _with_tag(self.remote_uri, self.remote_tag))
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{seq} {method}")
         if self.local_contact and method not in ("ACK", "CANCEL", "BYE"):
@@ -210,6 +210,11 @@ def _contact_uri(message: SipRequest | SipResponse) -> SipUri:
         raise SipParseError("missing Contact")
     contact: NameAddr = parse_name_addr(values[0])
     return contact.sip_uri
+
+
+def _with_tag(name_addr: str, tag: str) -> str:
+    # §12.1.1: a null tag (an RFC 2543 peer's From) is written as no tag at all.
+    return f"{name_addr};tag={tag}" if tag else name_addr
 
 
 def _without_tag(value: str) -> str:

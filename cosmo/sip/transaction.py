@@ -265,6 +265,9 @@ class ClientTransaction(Transaction):
                 self._stop_timer("A")
                 self.last_response = response
                 if status < 200:
+                    # §17.1.1.2: Timer B guards Calling only; a ringing INVITE waits
+                    # for its final response until the TU cancels it (§9.1).
+                    self._stop_timer("B")
                     self._set_state(S.PROCEEDING)
                     self._deliver(response)
                 elif status < 300:
@@ -562,7 +565,8 @@ class TransactionLayer:
         """
         if request.method == "ACK":
             raise SipUsageError("an ACK is sent with send_stateless, not in a transaction")
-        branch = request.via.branch
+        top = request.headers.get("Via")
+        branch = parse_via(top).branch if top is not None else None
         if not branch or not branch.startswith(MAGIC_COOKIE):
             raise SipUsageError("a request needs a top Via with an RFC 3261 branch")
         key = _client_key(branch, request.method)
@@ -571,6 +575,12 @@ class TransactionLayer:
         txn = ClientTransaction(self, key, request, dest, now)
         if txn.state != TransactionState.TERMINATED:
             self._clients[key] = txn
+        if request.method == "CANCEL":
+            # §9.1: with no final response 64*T1 after the CANCEL, the INVITE is
+            # given up (Timer B, reported as a timeout).
+            invite = self._clients.get(_client_key(branch, "INVITE"))
+            if invite is not None and invite.state == TransactionState.PROCEEDING:
+                invite._start_timer("B", self.timers.b, now)
         return txn
 
     def send_stateless(self, message: SipRequest | SipResponse, dest: Destination) -> None:
@@ -606,10 +616,12 @@ class TransactionLayer:
         via = self._stamp_via(request, via, source)
         key = _server_key(request, via)
         txn = self._servers.get(key)
-        if txn is not None:
+        method = request.method
+        # An ACK that matches an accepted INVITE acknowledges its 2xx: it is the
+        # dialog's ACK (RFC 2543 peers; UAs that reuse the INVITE branch).
+        if txn is not None and not (method == "ACK" and txn.state == TransactionState.ACCEPTED):
             txn._receive_retransmission(request, now)
             return
-        method = request.method
         if method == "ACK":
             accepted = self._accepted.get((request.call_id, request.cseq.seq))
             if accepted is not None:
@@ -621,11 +633,14 @@ class TransactionLayer:
         if method == "CANCEL":
             invite_key = key[:-1] + ("INVITE",)
             invite = self._servers.get(invite_key)
-            if invite is None or invite.final_sent:
+            if invite is None:
                 txn.respond(make_response(request, 481), now)
                 return
+            # §9.2: a CANCEL that matches a transaction is answered 200 even when
+            # the INVITE already got its final response; it then changes nothing.
             txn.respond(make_response(request, 200), now)
-            self._events.append(CancelReceived(invite, request))
+            if not invite.final_sent:
+                self._events.append(CancelReceived(invite, request))
             return
         self._events.append(RequestReceived(txn, request, source))
 
@@ -687,7 +702,7 @@ class _Place:
 
     @property
     def reliable(self) -> bool:
-        return self.transport not in ("udp",)
+        return self.transport.lower() != "udp"
 
 
 def _same_place(a: Destination, b: Destination) -> bool:

@@ -21,7 +21,8 @@ NUMBER = "+15550100"
 
 def md5_first(settings: dict[str, Any]) -> None:
     # SIPp 3.6 computes only MD5 digests and answers the topmost challenge,
-    # so these tests offer MD5 first (RFC 8760 lets the server order them).
+    # so these tests offer MD5 first (the demo's order too; RFC 8760 lets the
+    # server choose it).
     settings["sip"]["auth"]["algorithms"] = ["MD5", "SHA-256"]
 
 

@@ -7,18 +7,26 @@ Debian's baresip 1.0.0 ships ``ctrl_tcp``: JSON objects framed as netstrings
 ``{"event": true, "type": "CALL_INCOMING", "class": "call", "accountaor":
 ..., "direction": ..., "peeruri": ..., "id": <SIP Call-ID>, "param": ...}``.
 
-Event types seen from baresip 1.0.0: REGISTERING, REGISTER_OK,
-REGISTER_FAIL, UNREGISTERING, CALL_INCOMING, CALL_RINGING, CALL_PROGRESS,
-CALL_ESTABLISHED, CALL_CLOSED (param: the reason), CALL_RTPESTAB,
-CALL_RTCP, CALL_LOCAL_SDP, CALL_REMOTE_SDP, CALL_DTMF_START, CALL_DTMF_END,
-SHUTDOWN, EXIT.
+Event types baresip 1.0.0 sends include REGISTER_OK, REGISTER_FAIL,
+CALL_INCOMING, CALL_RINGING, CALL_ESTABLISHED, CALL_CLOSED (param: the
+reason), CALL_RTPESTAB, CALL_RTCP (with rtcp_stats), CALL_LOCAL_SDP and
+CALL_REMOTE_SDP (param: offer or answer), CALL_DTMF_START (param: the
+digit), CALL_DTMF_END, SHUTDOWN and EXIT.  The events of an outgoing call
+carry its Call-ID from the first response on.
 
 Audio: the source is ``ausine`` (a tone; in 1.0.0 it runs only at 48 kHz
 stereo, which baresip resamples for the codec) or ``aufile`` (a WAV whose
 rate must equal the configured source rate).  The player is ``aubridge``
 with no matching source, which discards; what the phone hears is kept by
 the ``sndfile`` filter, one ``dump-<time>-dec.wav`` (received) and one
-``-enc.wav`` (sent) per call in :attr:`Baresip.record_dir`.
+``-enc.wav`` (sent) per call in :attr:`Baresip.record_dir`.  The name has
+a one-second resolution (a second call within the same second overwrites
+the first), the WAV header is final once the call has ended, and the
+files go with a temporary workdir at :meth:`Baresip.close`: pass
+``workdir`` to keep them.
+
+RTP sockets of baresip 1.0.0 bind the wildcard address (SIP and ctrl_tcp
+bind 127.0.0.1); the SDP names 127.0.0.1, so the traffic stays on loopback.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ Events (``wait_event`` kinds and their fields):
 * ``dtmf``: call, digit, method (rfc2833 or info), duration
 * ``play_done``: call (a WAV played without loop reached its end)
 * ``record_closed``: call, path (written when the call ended)
+* ``ready`` (udp_port, tcp_port, version, pid), ``failed`` (error),
+  ``expired`` (max_lifetime reached), ``exited`` (code): the process itself
 """
 
 from __future__ import annotations
@@ -147,10 +149,11 @@ class PjPhone:
         )
         self._reader = asyncio.create_task(self._read_loop(), name=f"pjphone-{self.name}-reader")
         try:
-            ready = await self.events.wait("ready", timeout)
-        except PeerError:
+            ready = await self.events.wait("ready", timeout, fail_on=[("failed", {})], fail_pending=True)
+        except PeerError as exc:
+            tail = self.log_tail()
             await self.close()
-            raise PeerError(f"{self.name}: phone did not start; log tail:\n{self.log_tail()}") from None
+            raise PeerError(f"{self.name}: phone did not start ({exc}); log tail:\n{tail}") from None
         self.udp_port = int(ready["udp_port"])
         self.tcp_port = int(ready["tcp_port"])
         self.version = str(ready["version"])

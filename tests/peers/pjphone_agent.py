@@ -646,7 +646,8 @@ def main(argv: list[str] | None = None) -> int:
         agent.start()
     except pj.Error as exc:
         agent.emit("failed", error=f"pjsua2: {exc.info()}")
-        return 1
+        out.flush()
+        os._exit(1)
     reader = threading.Thread(target=_read_commands, args=(sys.stdin, commands), daemon=True)
     reader.start()
     code = 0

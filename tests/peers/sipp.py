@@ -205,7 +205,9 @@ async def run_sipp(
         extra_args: more SIPp arguments, e.g. ("-d", "2000").
         timeout: SIPp's ``-timeout``; the process is killed 10 s later.
         local_port: ``-p``; 0 picks a free port.
-        workdir: where the logs go; a fresh temporary directory by default.
+        workdir: where the logs go; by default a temporary directory that
+            is removed after a successful run and kept after a failed one
+            (``SippResult.workdir``).
     """
     _require_sipp()
     path = scenario_path(scenario)
@@ -248,20 +250,32 @@ async def run_sipp(
         await stop_process(proc, grace=2.0, sig=signal.SIGKILL)
         raise
     assert proc.returncode is not None
-    return _result(proc.returncode, run_dir, stderr.decode(errors="replace"), args)
+    result = _result(proc.returncode, run_dir, stderr.decode(errors="replace"), args)
+    if workdir is None and result.ok:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return result
 
 
 class SippUas:
     """A SIPp server scenario running in the background; see start_sipp_uas."""
 
     def __init__(
-        self, proc: asyncio.subprocess.Process, port: int, workdir: Path, args: Sequence[str], stderr_path: Path
+        self,
+        proc: asyncio.subprocess.Process,
+        port: int,
+        workdir: Path,
+        args: Sequence[str],
+        stderr_path: Path,
+        *,
+        own_workdir: bool = False,
     ) -> None:
         self.proc = proc
         self.port = port
         self.workdir = workdir
+        self._own_workdir = own_workdir
         self.args = tuple(args)
         self._stderr_path = stderr_path
+        self._result: SippResult | None = None
 
     @property
     def pid(self) -> int:
@@ -289,8 +303,14 @@ class SippUas:
         return self.result()
 
     def result(self) -> SippResult:
-        assert self.proc.returncode is not None
-        return _result(self.proc.returncode, self.workdir, _read(self._stderr_path), self.args)
+        """The outcome, once SIPp has ended (read once, then kept)."""
+        if self.proc.returncode is None:
+            raise PeerError(f"sipp uas (pid {self.pid}) is still running")
+        if self._result is None:
+            self._result = _result(self.proc.returncode, self.workdir, _read(self._stderr_path), self.args)
+            if self._own_workdir and self._result.ok:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+        return self._result
 
     async def __aenter__(self) -> SippUas:
         return self
@@ -348,7 +368,7 @@ async def start_sipp_uas(
             stderr=stderr,
             cwd=str(run_dir),
         )
-    uas = SippUas(proc, port, run_dir, args, stderr_path)
+    uas = SippUas(proc, port, run_dir, args, stderr_path, own_workdir=workdir is None)
     await _wait_bound(uas, transport, ready_timeout)
     return uas
 

@@ -67,8 +67,12 @@ class Phone:
         return self.register(authorization=client.authorize(values[0], "REGISTER", uri), **kwargs)
 
 
+def sha256_first(settings: dict[str, Any]) -> None:
+    settings["sip"]["auth"]["algorithms"] = ["SHA-256", "MD5"]
+
+
 async def test_challenge_offers_sha256_then_md5_and_both_work(tmp_path: Path) -> None:
-    async with cosmo_server(tmp_path) as server:
+    async with cosmo_server(tmp_path, sha256_first) as server:
         phone = Phone(server.sip_port)
         try:
             challenge = await asyncio.to_thread(phone.register)

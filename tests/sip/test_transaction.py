@@ -15,9 +15,12 @@ the literal schedules below are those values worked out.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
+import hypothesis
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +38,7 @@ from cosmo.sip.transaction import (
     AckTimeout,
     CancelReceived,
     ClientTransaction,
+    Destination,
     RequestReceived,
     ResponseReceived,
     ServerTransaction,
@@ -91,7 +95,7 @@ class Sent:
     at: float
     sender: str
     message: SipRequest | SipResponse
-    dest: Place
+    dest: Destination
     dropped: bool
 
     def is_(self, what: str) -> bool:
@@ -103,6 +107,7 @@ class Sent:
 
 
 Handler = Callable[["Link", TransactionEvent], None]
+E = TypeVar("E")
 
 
 @dataclass
@@ -115,13 +120,13 @@ class Peer:
     events: list[tuple[float, TransactionEvent]] = field(default_factory=list)
     handler: Handler | None = None
 
-    def of(self, kind: type) -> list[tuple[float, TransactionEvent]]:
+    def of(self, kind: type[E]) -> list[tuple[float, E]]:
         """The events of type ``kind`` with their times."""
         return [(at, event) for at, event in self.events if isinstance(event, kind)]
 
     def terminated_at(self, txn: ClientTransaction | ServerTransaction) -> float:
         """When ``txn`` left the table."""
-        times = [at for at, e in self.of(TransactionTerminated) if e.transaction is txn]  # type: ignore[attr-defined]
+        times = [at for at, e in self.of(TransactionTerminated) if e.transaction is txn]
         assert len(times) == 1, times
         return times[0]
 
@@ -151,9 +156,9 @@ class Link:
                 for data, dest in peer.layer.datagrams_to_send():
                     busy = True
                     message = parse_message(data)
-                    sent = Sent(len(self.log), self.now, peer.name, message, dest, False)  # type: ignore[arg-type]
+                    sent = Sent(len(self.log), self.now, peer.name, message, dest, False)
                     dropped = self.drop(sent)
-                    self.log.append(Sent(sent.index, sent.at, sent.sender, message, sent.dest, dropped))
+                    self.log.append(replace(sent, dropped=dropped))
                     if not dropped:
                         other = self.other(peer)
                         # A fresh parse: the receiver stamps the top Via in place.
@@ -165,6 +170,12 @@ class Link:
             peer.events.append((self.now, event))
             if peer.handler is not None:
                 peer.handler(self, event)
+
+    def inject(self, message: SipRequest | SipResponse, *, to: str = "server") -> None:
+        """Hand ``message`` to one side now, as if the other had sent it (a retransmission, say)."""
+        peer = self.server if to == "server" else self.client
+        peer.layer.receive(message, self.other(peer).addr, self.now)
+        self.pump()
 
     def call_at(self, at: float, action: Callable[[], None]) -> None:
         """Run a TU action at ``at`` (after the layers' timers due at that instant)."""
@@ -211,9 +222,9 @@ class Link:
         self.pump()
         return txn
 
-    def respond(self, txn: ServerTransaction, status: int, **kwargs: object) -> None:
+    def respond(self, txn: ServerTransaction, status: int) -> None:
         """The server TU answers ``txn`` now."""
-        txn.respond(make_response(txn.request, status, to_tag="b1", **kwargs), self.now)  # type: ignore[arg-type]
+        txn.respond(make_response(txn.request, status, to_tag="b1"), self.now)
         self.pump()
 
 
@@ -269,10 +280,10 @@ def ack_for_2xx(invite: SipRequest, response: SipResponse) -> SipRequest:
 
 def uac_acks_2xx(link: Link, event: TransactionEvent) -> None:
     """Client TU: ACK every 2xx to an INVITE, retransmissions and strays included."""
-    if isinstance(event, ResponseReceived) and 200 <= event.response.status < 300:
-        if event.response.cseq.method == "INVITE":
-            invite = event.transaction.request if event.transaction else request()
-            link.client.layer.send_stateless(ack_for_2xx(invite, event.response), link.server.addr)
+    if (isinstance(event, ResponseReceived) and 200 <= event.response.status < 300
+            and event.response.cseq.method == "INVITE"):
+        invite = event.transaction.request if event.transaction else request()
+        link.client.layer.send_stateless(ack_for_2xx(invite, event.response), link.server.addr)
 
 
 def uas_answers(*statuses: int) -> Handler:
@@ -287,9 +298,15 @@ def uas_answers(*statuses: int) -> Handler:
     return handler
 
 
+def uas_ends_cancelled_invites(link: Link, event: TransactionEvent) -> None:
+    """Server TU: answer a cancelled INVITE with 487 (RFC 3261 §9.2)."""
+    if isinstance(event, CancelReceived):
+        event.invite.respond(make_response(event.invite.request, 487, to_tag="b1"), link.now)
+
+
 def server_txn(link: Link) -> ServerTransaction:
     """The one server transaction the server TU was told about."""
-    txns = [e.transaction for _, e in link.server.of(RequestReceived) if e.transaction is not None]  # type: ignore[attr-defined]
+    txns = [e.transaction for _, e in link.server.of(RequestReceived) if e.transaction is not None]
     assert len(txns) == 1, txns
     return txns[0]
 
@@ -312,7 +329,7 @@ def drop_nth(*indices: int, sender: str, what: str) -> Callable[[Sent], bool]:
 
 
 def finals(peer: Peer) -> list[tuple[float, int]]:
-    return [(at, e.response.status) for at, e in peer.of(ResponseReceived)  # type: ignore[attr-defined]
+    return [(at, e.response.status) for at, e in peer.of(ResponseReceived)
             if e.response.status >= 200]
 
 
@@ -326,8 +343,8 @@ def test_invite_client_retransmits_on_timer_a_doubling_and_times_out_on_timer_b(
     assert txn.state == S.CALLING
     link.settle()
     assert link.times("client", "INVITE") == [0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
-    assert [(at, e.reason) for at, e in link.client.of(TransactionTimedOut)] == [(TIMEOUT, "timeout")]  # type: ignore[attr-defined]
-    assert link.client.of(TransactionTimedOut)[0][1].transaction is txn  # type: ignore[attr-defined]
+    assert [(at, e.reason) for at, e in link.client.of(TransactionTimedOut)] == [(TIMEOUT, "timeout")]
+    assert link.client.of(TransactionTimedOut)[0][1].transaction is txn
     assert (txn.state, link.client.terminated_at(txn)) == (S.TERMINATED, TIMEOUT)
     assert finals(link.client) == []
 
@@ -338,7 +355,7 @@ def test_invite_client_over_tcp_sends_once_and_times_out_on_timer_b() -> None:
     txn = link.send(request(transport="tcp"))
     link.settle()
     assert link.times("client", "INVITE") == [0]
-    assert [(at, e.reason) for at, e in link.client.of(TransactionTimedOut)] == [(TIMEOUT, "timeout")]  # type: ignore[attr-defined]
+    assert [(at, e.reason) for at, e in link.client.of(TransactionTimedOut)] == [(TIMEOUT, "timeout")]
     assert link.client.terminated_at(txn) == TIMEOUT
 
 
@@ -351,16 +368,11 @@ def test_invite_client_stops_timer_a_on_a_provisional_response() -> None:
     assert link.times("client", "INVITE") == [0, 0.5]
     assert link.times("server", "100 INVITE") == [0, 0.5]
     assert txn.state == S.PROCEEDING
-    assert [(at, e.response.status) for at, e in link.client.of(ResponseReceived)] == [(0.5, 100)]  # type: ignore[attr-defined]
+    assert [(at, e.response.status) for at, e in link.client.of(ResponseReceived)] == [(0.5, 100)]
     link.respond(server_txn(link), 486)
     link.settle()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RFC 3261 §17.1.1.2: Timer B only fires in Calling, but ClientTransaction keeps it "
-    "running after a 1xx, so an INVITE still ringing at 64*T1 is failed with 'timeout'",
-)
 def test_invite_client_in_proceeding_rings_past_timer_b() -> None:
     link = Link()
     link.client.handler = uac_acks_2xx
@@ -373,21 +385,17 @@ def test_invite_client_in_proceeding_rings_past_timer_b() -> None:
     assert finals(link.client) == [(60, 200)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RFC 3261 §9.1: after a CANCEL the INVITE client transaction is given up 64*T1 "
-    "later when no final response comes; it is failed at 64*T1 after the INVITE instead",
-)
 def test_invite_client_gives_up_64_t1_after_its_cancel_when_no_final_comes() -> None:
     link = Link(drop=lambda sent: sent.sender == "server" and sent.index > 1)
+    link.server.handler = uas_ends_cancelled_invites
     txn = link.send(request())
     link.run_until(10)
     assert txn.state == S.PROCEEDING
     cancel = link.client.layer.send_request(txn.make_cancel(), link.server.addr, link.now)
     link.settle()
     assert link.client.terminated_at(cancel) == 10 + TIMEOUT  # Timer F of the CANCEL
-    assert [(at, e.reason) for at, e in link.client.of(TransactionTimedOut)  # type: ignore[attr-defined]
-            if e.transaction is txn] == [(10 + TIMEOUT, "timeout")]  # type: ignore[attr-defined]
+    assert [(at, e.reason) for at, e in link.client.of(TransactionTimedOut)
+            if e.transaction is txn] == [(10 + TIMEOUT, "timeout")]
 
 
 def test_invite_client_acks_a_non_2xx_final_itself() -> None:
@@ -454,7 +462,7 @@ def test_invite_client_is_accepted_on_2xx_and_passes_every_retransmission_up() -
     link.settle()
     assert link.times("server", "200 INVITE") == [0, 0.5, 1.5]
     assert finals(link.client) == [(0, 200), (0.5, 200), (1.5, 200)]
-    assert all(e.transaction is txn for _, e in link.client.of(ResponseReceived))  # type: ignore[attr-defined]
+    assert all(e.transaction is txn for _, e in link.client.of(ResponseReceived))
     assert link.times("client", "ACK") == [0, 0.5, 1.5]
     assert link.client.terminated_at(txn) == TIMEOUT  # Timer M
     assert link.client.of(TransactionTimedOut) == []
@@ -494,7 +502,7 @@ def test_non_invite_client_timer_e_doubles_to_t2_and_timer_f_times_out() -> None
     assert txn.state == S.TRYING
     link.settle()
     assert link.times("client", "OPTIONS") == [0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-    assert [(at, e.reason) for at, e in link.client.of(TransactionTimedOut)] == [(TIMEOUT, "timeout")]  # type: ignore[attr-defined]
+    assert [(at, e.reason) for at, e in link.client.of(TransactionTimedOut)] == [(TIMEOUT, "timeout")]
     assert link.client.terminated_at(txn) == TIMEOUT
     # The server answered each retransmission with its last response, then Timer J.
     assert link.times("server", "200 OPTIONS") == link.times("client", "OPTIONS")
@@ -524,9 +532,8 @@ def test_non_invite_client_absorbs_retransmitted_finals_in_completed() -> None:
     txn = link.send(request("OPTIONS"))
     link.run_until(2)
     response = link.sends("server", "200 OPTIONS")[0].message
-    link.client.layer.receive(response, link.server.addr, 2)
-    link.client.layer.receive(response, link.server.addr, 2)
-    link.pump()
+    link.inject(response, to="client")
+    link.inject(response, to="client")
     assert finals(link.client) == [(1.5, 200)]
     link.settle()
     assert link.client.terminated_at(txn) == 1.5 + T4
@@ -550,7 +557,7 @@ def test_non_invite_client_over_tcp_times_out_on_timer_f() -> None:
     txn = link.send(request("BYE", transport="tcp"))
     link.settle()
     assert link.times("client", "BYE") == [0]
-    assert [(at, e.transaction, e.reason) for at, e in link.client.of(TransactionTimedOut)] == [  # type: ignore[attr-defined]
+    assert [(at, e.transaction, e.reason) for at, e in link.client.of(TransactionTimedOut)] == [
         (TIMEOUT, txn, "timeout")]
 
 
@@ -561,20 +568,20 @@ def test_non_invite_client_over_tcp_times_out_on_timer_f() -> None:
 def test_invite_server_sends_100_trying_at_once_and_repeats_its_last_response(transport: str) -> None:
     link = Link(transport)
     txn = link.send(request(transport=transport))
-    st = server_txn(link)
-    assert st.state == S.PROCEEDING
+    ist = server_txn(link)
+    assert ist.state == S.PROCEEDING
     [trying] = link.sends("server", "100 INVITE")
     assert trying.at == 0
     assert trying.message.headers.get("To") == "<sip:bob@example.com>"  # no tag on a 100
-    assert [(at, e.response.status) for at, e in link.client.of(ResponseReceived)] == [(0, 100)]  # type: ignore[attr-defined]
+    assert [(at, e.response.status) for at, e in link.client.of(ResponseReceived)] == [(0, 100)]
     # A retransmitted INVITE (a UA that sends one more, or a retransmission
     # that crossed the 100) is answered with the last response sent.
-    link.respond(st, 180)
-    link.server.layer.receive(request(transport=transport), link.client.addr, 1)
-    link.pump()
+    link.respond(ist, 180)
+    link.run_until(1)
+    link.inject(request(transport=transport))
     assert link.times("server", "180 INVITE") == [0, 1]
     assert len(link.server.of(RequestReceived)) == 1
-    link.respond(st, 486)
+    link.respond(ist, 486)
     link.settle()
     assert txn.state == S.TERMINATED
 
@@ -582,48 +589,48 @@ def test_invite_server_sends_100_trying_at_once_and_repeats_its_last_response(tr
 def test_invite_server_retransmits_a_non_2xx_on_timer_g_until_the_ack_then_timer_i() -> None:
     link = Link(drop=drop_nth(0, 1, 2, sender="client", what="ACK"))
     link.send(request())
-    st = server_txn(link)
-    link.respond(st, 486)
-    assert st.state == S.COMPLETED
+    ist = server_txn(link)
+    link.respond(ist, 486)
+    assert ist.state == S.COMPLETED
     link.run_until(3.5)
     assert link.times("server", "486 INVITE") == [0, 0.5, 1.5, 3.5]
-    assert st.state == S.CONFIRMED  # the fourth ACK got through
+    assert ist.state == S.CONFIRMED  # the fourth ACK got through
     link.settle()
     assert link.times("server", "486 INVITE") == [0, 0.5, 1.5, 3.5]
-    assert link.server.terminated_at(st) == 3.5 + T4  # Timer I
-    assert [e.request.method for _, e in link.server.of(RequestReceived)] == ["INVITE"]  # type: ignore[attr-defined]
+    assert link.server.terminated_at(ist) == 3.5 + T4  # Timer I
+    assert [e.request.method for _, e in link.server.of(RequestReceived)] == ["INVITE"]
 
 
 def test_invite_server_without_ack_retransmits_until_timer_h() -> None:
     link = Link(drop=lambda sent: sent.is_("ACK"))
     link.send(request())
-    st = server_txn(link)
-    link.respond(st, 404)
+    ist = server_txn(link)
+    link.respond(ist, 404)
     link.settle()
     assert link.times("server", "404 INVITE") == [
         0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-    assert link.server.terminated_at(st) == TIMEOUT  # Timer H
+    assert link.server.terminated_at(ist) == TIMEOUT  # Timer H
     assert link.server.of(AckTimeout) == []
 
 
 def test_invite_server_over_tcp_does_not_retransmit_and_ends_on_the_ack() -> None:
     link = Link("tcp")
     link.send(request(transport="tcp"))
-    st = server_txn(link)
-    link.respond(st, 486)
+    ist = server_txn(link)
+    link.respond(ist, 486)
     assert link.times("server", "486 INVITE") == [0]
-    assert link.server.terminated_at(st) == 0  # ACK at once, Timer I is zero
+    assert link.server.terminated_at(ist) == 0  # ACK at once, Timer I is zero
     link.settle()
 
 
 def test_invite_server_over_tcp_without_ack_ends_on_timer_h() -> None:
     link = Link("tcp", drop=lambda sent: sent.is_("ACK"))
     link.send(request(transport="tcp"))
-    st = server_txn(link)
-    link.respond(st, 486)
+    ist = server_txn(link)
+    link.respond(ist, 486)
     link.settle()
     assert link.times("server", "486 INVITE") == [0]
-    assert link.server.terminated_at(st) == TIMEOUT
+    assert link.server.terminated_at(ist) == TIMEOUT
 
 
 def test_invite_server_retransmits_a_2xx_until_the_dialog_ack_arrives() -> None:
@@ -633,77 +640,72 @@ def test_invite_server_retransmits_a_2xx_until_the_dialog_ack_arrives() -> None:
     link = Link(drop=drop_nth(0, 1, sender="client", what="ACK"))
     link.client.handler = uac_acks_2xx
     link.send(request())
-    st = server_txn(link)
-    link.respond(st, 200)
-    assert st.state == S.ACCEPTED
+    ist = server_txn(link)
+    link.respond(ist, 200)
+    assert ist.state == S.ACCEPTED
     link.settle()
     assert link.times("server", "200 INVITE") == [0, 0.5, 1.5]
-    acks = [(at, e.transaction, e.request.method) for at, e in link.server.of(RequestReceived)  # type: ignore[attr-defined]
+    acks = [(at, e.transaction, e.request.method) for at, e in link.server.of(RequestReceived)
             if e.request.method == "ACK"]
     assert acks == [(1.5, None, "ACK")]
-    assert link.sends("client", "ACK")[2].message.via.branch != st.request.via.branch
+    assert link.sends("client", "ACK")[2].message.via.branch != ist.request.via.branch
     assert link.server.of(AckTimeout) == []
-    assert link.server.terminated_at(st) == TIMEOUT  # Timer L
+    assert link.server.terminated_at(ist) == TIMEOUT  # Timer L
 
 
 def test_invite_server_reports_ack_timeout_when_no_ack_comes_for_its_2xx() -> None:
     link = Link(drop=lambda sent: sent.is_("ACK"))
     link.client.handler = uac_acks_2xx
     link.send(request())
-    st = server_txn(link)
-    link.respond(st, 200)
+    ist = server_txn(link)
+    link.respond(ist, 200)
     link.settle()
     assert link.times("server", "200 INVITE") == [
         0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     [(at, event)] = link.server.of(AckTimeout)
-    assert (at, event.transaction) == (TIMEOUT, st)  # type: ignore[attr-defined]
-    assert link.server.terminated_at(st) == TIMEOUT
+    assert (at, event.transaction) == (TIMEOUT, ist)
+    assert link.server.terminated_at(ist) == TIMEOUT
     assert link.server.events.index((at, event)) < link.server.events.index(
-        (TIMEOUT, TransactionTerminated(st)))
+        (TIMEOUT, TransactionTerminated(ist)))
 
 
 def test_invite_server_over_tcp_sends_its_2xx_once_and_still_waits_for_the_ack() -> None:
     link = Link("tcp", drop=lambda sent: sent.is_("ACK"))
     link.client.handler = uac_acks_2xx
     link.send(request(transport="tcp"))
-    st = server_txn(link)
-    link.respond(st, 200)
+    ist = server_txn(link)
+    link.respond(ist, 200)
     link.settle()
     assert link.times("server", "200 INVITE") == [0]
-    assert [(at, e.transaction) for at, e in link.server.of(AckTimeout)] == [(TIMEOUT, st)]  # type: ignore[attr-defined]
+    assert [(at, e.transaction) for at, e in link.server.of(AckTimeout)] == [(TIMEOUT, ist)]
 
 
 def test_invite_server_answers_a_retransmitted_invite_with_its_2xx_in_accepted() -> None:
     link = Link()
     link.client.handler = uac_acks_2xx
     link.send(request())
-    st = server_txn(link)
-    link.respond(st, 200)
-    link.server.layer.receive(request(), link.client.addr, 0.2)
-    link.pump()
-    assert link.times("server", "200 INVITE") == [0, 0]
-    assert len(link.server.of(RequestReceived)) == 2  # the INVITE and the ACK
+    ist = server_txn(link)
+    link.respond(ist, 200)
+    link.run_until(0.2)
+    link.inject(request())
+    assert link.times("server", "200 INVITE") == [0, 0.2]
+    # The repeated 2xx reached the client's TU, which ACKed it again.
+    assert [e.request.method for _, e in link.server.of(RequestReceived)] == ["INVITE", "ACK", "ACK"]
     link.settle()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an ACK for a 2xx that matches the INVITE's own server transaction (RFC 2543 "
-    "matching, or a UA reusing the INVITE branch) is absorbed in Accepted: the TU never sees "
-    "it, the 2xx keeps being retransmitted and AckTimeout fires",
-)
 def test_invite_server_passes_up_an_rfc_2543_ack_for_its_2xx() -> None:
     # An RFC 2543 UA's ACK for a 2xx carries the INVITE's Via (no branch) and,
     # when the 2xx's Contact is the Request-URI, the same Request-URI.
     link = Link()
-    link.send(request(branch=None))
-    st = server_txn(link)
-    link.respond(st, 200)
+    link.inject(request(branch=None))
+    ist = server_txn(link)
+    link.respond(ist, 200)
     ack = request("ACK", branch=None)
     ack.headers.set("To", "<sip:bob@example.com>;tag=b1")
-    link.server.layer.receive(ack, link.client.addr, 0.1)
-    link.pump()
-    assert [e.request.method for _, e in link.server.of(RequestReceived)] == ["INVITE", "ACK"]  # type: ignore[attr-defined]
+    link.run_until(0.1)
+    link.inject(ack)
+    assert [e.request.method for _, e in link.server.of(RequestReceived)] == ["INVITE", "ACK"]
     link.settle()
     assert link.times("server", "200 INVITE") == [0]
     assert link.server.of(AckTimeout) == []
@@ -715,38 +717,36 @@ def test_invite_server_passes_up_an_rfc_2543_ack_for_its_2xx() -> None:
 def test_non_invite_server_repeats_its_last_response_in_proceeding_and_completed() -> None:
     link = Link()
     link.send(request("INFO"))
-    st = server_txn(link)
-    assert st.state == S.TRYING
-    # Trying: nothing sent yet, a retransmission is absorbed.
-    link.server.layer.receive(request("INFO"), link.client.addr, 0.1)
-    link.pump()
-    assert [s.message for s in link.log if s.sender == "server"] == []
-    link.now = 0.2
-    link.respond(st, 100)
-    assert st.state == S.PROCEEDING
-    link.server.layer.receive(request("INFO"), link.client.addr, 0.3)
-    link.now = 0.3
-    link.pump()
+    ist = server_txn(link)
+    assert ist.state == S.TRYING
+    # Trying: nothing sent yet, so a retransmission is absorbed.
+    link.run_until(0.1)
+    link.inject(request("INFO"))
+    assert [s for s in link.log if s.sender == "server"] == []
+    link.run_until(0.2)
+    link.respond(ist, 100)
+    assert ist.state == S.PROCEEDING
+    link.run_until(0.3)
+    link.inject(request("INFO"))
     assert link.times("server", "100 INFO") == [0.2, 0.3]
-    link.now = 0.4
-    link.respond(st, 200)
-    assert st.state == S.COMPLETED
-    link.server.layer.receive(request("INFO"), link.client.addr, 0.45)
-    link.now = 0.45
-    link.pump()
+    link.run_until(0.4)
+    link.respond(ist, 200)
+    assert ist.state == S.COMPLETED
+    link.run_until(0.45)
+    link.inject(request("INFO"))
     assert link.times("server", "200 INFO") == [0.4, 0.45]
     assert len(link.server.of(RequestReceived)) == 1
     link.settle()
-    assert link.server.terminated_at(st) == 0.4 + TIMEOUT  # Timer J
+    assert link.server.terminated_at(ist) == 0.4 + TIMEOUT  # Timer J
 
 
 def test_non_invite_server_over_tcp_ends_with_its_final_response() -> None:
     link = Link("tcp")
     link.server.handler = uas_answers(200)
     txn = link.send(request("OPTIONS", transport="tcp"))
-    st = server_txn(link)
-    assert (st.state, txn.state) == (S.TERMINATED, S.TERMINATED)
-    assert link.server.terminated_at(st) == 0
+    ist = server_txn(link)
+    assert (ist.state, txn.state) == (S.TERMINATED, S.TERMINATED)
+    assert link.server.terminated_at(ist) == 0
     link.settle()
 
 
@@ -758,24 +758,24 @@ def test_cancel_of_a_ringing_invite(transport: str) -> None:
     link = Link(transport)
     invite = request(transport=transport)
     txn = link.send(invite)
-    st = server_txn(link)
-    link.respond(st, 180)
+    ist = server_txn(link)
+    link.respond(ist, 180)
     link.run_until(3)
     cancel = txn.make_cancel()
     cancel_txn = link.send(cancel)
     # The layer answers the CANCEL itself and tells the TU, which ends the INVITE.
     assert [s.at for s in link.sends("server", "200 CANCEL")] == [3]
     [(at, event)] = link.server.of(CancelReceived)
-    assert (at, event.invite, event.request.method) == (3, st, "CANCEL")  # type: ignore[attr-defined]
-    assert link.server.of(RequestReceived) == [(0, RequestReceived(st, st.request, link.client.addr))]
+    assert (at, event.invite, event.request.method) == (3, ist, "CANCEL")
+    assert link.server.of(RequestReceived) == [(0, RequestReceived(ist, ist.request, link.client.addr))]
     assert finals(link.client) == [(3, 200)]
-    link.respond(st, 487)
+    link.respond(ist, 487)
     assert finals(link.client) == [(3, 200), (3, 487)]
     assert link.times("client", "ACK") == [3]
     link.settle()
     reliable = transport == "tcp"
-    assert link.client.terminated_at(cancel_txn) == 3 if reliable else 3 + T4
-    assert link.client.terminated_at(txn) == 3 if reliable else 3 + TIMER_D
+    assert link.client.terminated_at(cancel_txn) == (3 if reliable else 3 + T4)
+    assert link.client.terminated_at(txn) == (3 if reliable else 3 + TIMER_D)
     assert link.times("client", "CANCEL") == [3]
 
 
@@ -812,20 +812,21 @@ def test_cancel_without_a_matching_invite_is_answered_481() -> None:
     link = Link()
     link.send(request("CANCEL", branch="z9hG4bK-nothing"))
     [answer] = [s for s in link.log if s.sender == "server"]
-    assert answer.is_("481 CANCEL")
-    assert answer.message.reason == "Call/Transaction Does Not Exist"
+    assert isinstance(answer.message, SipResponse)
+    assert answer.message.start_line() == "SIP/2.0 481 Call/Transaction Does Not Exist"
     assert link.server.of(CancelReceived) == []
     assert finals(link.client) == [(0, 481)]
     link.settle()
 
 
-def test_cancel_after_the_invite_got_its_final_response_is_answered_481() -> None:
+def test_cancel_after_the_invite_got_its_final_response_is_answered_200_and_changes_nothing() -> None:
+    # RFC 3261 §9.2: a CANCEL matching a transaction gets 200 even after the final response.
     link = Link(drop=lambda sent: sent.is_("ACK"))  # keeps the INVITE in Completed
     txn = link.send(request())
     link.respond(server_txn(link), 486)
-    link.now = 1
+    link.run_until(1)
     link.send(txn.make_cancel())
-    assert link.times("server", "481 CANCEL") == [1]
+    assert link.times("server", "200 CANCEL") == [1]
     assert link.server.of(CancelReceived) == []
     link.settle()
 
@@ -860,14 +861,12 @@ def test_server_matching_uses_branch_sent_by_and_method() -> None:
     layer.receive(request("OPTIONS", branch="z9hG4bK-1", sent_by="198.51.100.7:5060"), client, 0)
     layer.receive(request("OPTIONS", branch="z9hG4bK-1", sent_by="192.0.2.10:5062"), client, 0)
     layer.receive(request("INFO", branch="z9hG4bK-1"), client, 0)
-    layer.receive(request("OPTIONS", branch="z9hG4bK-1", sent_by="192.0.2.10"), client, 0)
-    layer.receive(request("OPTIONS", branch="Z9HG4BK-1"), client, 0)  # the branch is case-sensitive
     # Host case does not matter in sent-by.
     layer.receive(request("OPTIONS", branch="z9hG4bK-7", sent_by="PBX.example.com"), client, 0)
     layer.receive(request("OPTIONS", branch="z9hG4bK-7", sent_by="pbx.EXAMPLE.com"), client, 0)
     events = heard(layer)
-    assert sum(isinstance(e, RequestReceived) for e in events) == 8
-    assert layer.server_count == 8
+    assert sum(isinstance(e, RequestReceived) for e in events) == 6
+    assert layer.server_count == 6
 
 
 def test_an_ack_for_a_non_2xx_matches_the_invite_transaction() -> None:
@@ -916,7 +915,8 @@ def test_rfc_2543_cancel_matches_its_invite() -> None:
     [event] = heard(layer)
     layer.receive(request("CANCEL", branch=None), client, 0.5)
     [cancelled] = heard(layer)
-    assert isinstance(cancelled, CancelReceived) and cancelled.invite is event.transaction  # type: ignore[attr-defined]
+    assert isinstance(event, RequestReceived) and isinstance(cancelled, CancelReceived)
+    assert cancelled.invite is event.transaction
 
 
 @pytest.mark.skipif(not torture_messages(), reason=TORTURE_MISSING)
@@ -1011,11 +1011,11 @@ def test_rport_is_filled_with_the_source_port() -> None:
     layer.receive(request("OPTIONS", branch="z9hG4bK-2", sent_by="10.0.0.7:5060", via_params=";rport"),
                   same, 0)
     [event] = heard(layer)
-    assert event.request.headers.get("Via") == (  # type: ignore[attr-defined]
+    assert isinstance(event, RequestReceived) and event.transaction is not None
+    assert event.request.headers.get("Via") == (
         "SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bK-2;rport=5060;received=10.0.0.7")
     # The responses carry the stamped Via and go back to the source port.
-    assert event.transaction is not None  # type: ignore[attr-defined]
-    event.transaction.respond(make_response(event.request, 200), 0)  # type: ignore[attr-defined]
+    event.transaction.respond(make_response(event.request, 200), 0)
     [(data, dest)] = layer.datagrams_to_send()
     assert parse_message(data).via.param("rport") == "5060"
     assert dest == same
@@ -1056,7 +1056,7 @@ def test_responses_and_their_retransmissions_go_to_the_response_destination() ->
 
 def test_transport_error_fails_the_pending_client_transactions_to_that_place() -> None:
     layer = TransactionLayer()
-    client, server = places("udp")
+    _, server = places("udp")
     elsewhere = Place("udp", "198.51.100.1", 5060, False)
     invite = layer.send_request(request(), server, 0)
     options = layer.send_request(request("OPTIONS", branch="z9hG4bK-o"), server, 0)
@@ -1066,11 +1066,11 @@ def test_transport_error_fails_the_pending_client_transactions_to_that_place() -
     heard(layer)
     layer.transport_error(Place("udp", SERVER_HOST, 5060, False))
     events = heard(layer)
-    assert [(type(e).__name__, e.transaction, getattr(e, "reason", None)) for e in events] == [
-        ("TransactionTimedOut", invite, "transport error"),
-        ("TransactionTerminated", invite, None),
-        ("TransactionTimedOut", options, "transport error"),
-        ("TransactionTerminated", options, None),
+    assert events == [
+        TransactionTimedOut(invite, "transport error"),
+        TransactionTerminated(invite),
+        TransactionTimedOut(options, "transport error"),
+        TransactionTerminated(options),
     ]
     assert (done.state, other.state) == (S.COMPLETED, S.TRYING)
     assert layer.client_count == 2
@@ -1095,11 +1095,6 @@ def test_send_request_refuses_an_ack_and_a_request_without_an_rfc_3261_branch() 
     assert (layer.client_count, len(layer.datagrams_to_send())) == (1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="send_request reads request.via, which raises SipParseError('missing Via') - the "
-    "error of a peer's message - for the caller's own mistake",
-)
 def test_send_request_without_any_via_is_a_usage_error() -> None:
     message = request()
     message.headers.remove("Via")
@@ -1111,43 +1106,43 @@ def test_send_request_without_any_via_is_a_usage_error() -> None:
 def test_a_second_final_response_is_a_usage_error() -> None:
     link = Link()
     link.send(request())
-    st = server_txn(link)
-    link.respond(st, 486)
+    ist = server_txn(link)
+    link.respond(ist, 486)
     with pytest.raises(SipUsageError) as info:
-        link.respond(st, 200)
+        link.respond(ist, 200)
     assert str(info.value) == "final response 486 already sent for INVITE; not sending 200"
     with pytest.raises(SipUsageError) as info:
-        link.respond(st, 180)
+        link.respond(ist, 180)
     assert str(info.value) == "final response 486 already sent for INVITE; not sending 180"
     link.settle()
     assert link.times("server", "486 INVITE") == [0]
     with pytest.raises(SipUsageError):
-        link.respond(st, 500)
+        link.respond(ist, 500)
 
 
 def test_provisional_responses_may_be_repeated() -> None:
     link = Link()
     link.client.handler = uac_acks_2xx
     txn = link.send(request())
-    st = server_txn(link)
+    ist = server_txn(link)
     for status in (180, 183, 180):
-        link.respond(st, status)
-    assert [e.response.status for _, e in link.client.of(ResponseReceived)] == [100, 180, 183, 180]  # type: ignore[attr-defined]
+        link.respond(ist, status)
+    assert [e.response.status for _, e in link.client.of(ResponseReceived)] == [100, 180, 183, 180]
     assert txn.state == S.PROCEEDING
-    link.respond(st, 200)
+    link.respond(ist, 200)
     link.settle()
 
 
 # --- a hypothesis property over lossy exchanges ---------------------------------------------
 
 
-def exchange(method: str, statuses: tuple[int, ...], dropped: frozenset[int]) -> Link:
-    """One request answered at once with ``statuses``, over a link losing datagrams ``dropped``.
+def exchange(method: str, statuses: tuple[int, ...], drop: Callable[[Sent], bool]) -> tuple[Link, ClientTransaction]:
+    """One request answered at once with ``statuses`` over a link that loses what ``drop`` says.
 
-    The client TU ACKs every 2xx and, as RFC 3261 §9.1 asks, CANCELs an INVITE
-    still without a final response at 64*T1.
+    The client TU ACKs every 2xx and, as RFC 3261 §9.1 asks of a UAC, CANCELs
+    an INVITE still without a final response at 64*T1.
     """
-    link = Link(drop=lambda sent: sent.index in dropped)
+    link = Link(drop=drop)
     link.client.handler = uac_acks_2xx
     link.server.handler = uas_answers(*statuses)
     txn = link.send(request(method))
@@ -1159,34 +1154,46 @@ def exchange(method: str, statuses: tuple[int, ...], dropped: frozenset[int]) ->
     if method == "INVITE":
         link.call_at(TIMEOUT, give_up)
     link.settle()
-    return link
+    return link, txn
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def random_loss(rng: random.Random, rate: float, budget: int) -> Callable[[Sent], bool]:
+    """Drop each datagram with probability ``rate``, at most ``budget`` of them."""
+    lost = [0]
+
+    def drop(sent: Sent) -> bool:
+        if lost[0] < budget and rng.random() < rate:
+            lost[0] += 1
+            return True
+        return False
+
+    return drop
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     case=st.sampled_from([("OPTIONS", (200,)), ("OPTIONS", (100, 404)), ("INVITE", (200,)),
                           ("INVITE", (180, 200)), ("INVITE", (486,)), ("INVITE", (180, 603))]),
-    dropped=st.frozensets(st.integers(0, 39), max_size=12),
+    rng=st.randoms(use_true_random=False),
+    rate=st.sampled_from([0.1, 0.3, 0.6, 0.9, 1.0]),
+    budget=st.integers(0, 30),
 )
 def test_a_lossy_exchange_ends_in_one_final_or_one_timeout(
-    case: tuple[str, tuple[int, ...]], dropped: frozenset[int]
+    case: tuple[str, tuple[int, ...]], rng: random.Random, rate: float, budget: int
 ) -> None:
     method, statuses = case
-    link = exchange(method, statuses, dropped)  # settle() checked both tables are empty
-    txn = link.client.events[0][1]
-    assert isinstance(txn, ResponseReceived | TransactionTimedOut | TransactionTerminated)
-    [ours] = [t for t in {id(e.transaction): e.transaction for _, e in link.client.of(TransactionTerminated)  # type: ignore[attr-defined]
-                          }.values() if t.method == method]
-    got = [e.response.status for _, e in link.client.of(ResponseReceived)  # type: ignore[attr-defined]
-           if e.transaction is ours and e.response.status >= 200]
-    timeouts = [e for _, e in link.client.of(TransactionTimedOut) if e.transaction is ours]  # type: ignore[attr-defined]
+    link, txn = exchange(method, statuses, random_loss(rng, rate, budget))  # settle() checked the tables
+    got = [e.response.status for _, e in link.client.of(ResponseReceived)
+           if e.transaction is txn and e.response.status >= 200]
+    timeouts = [e for _, e in link.client.of(TransactionTimedOut) if e.transaction is txn]
     final = statuses[-1]
+    hypothesis.event(f"{method} {statuses}: {'timed out' if timeouts else 'answered'}")
     if timeouts:
         assert (got, len(timeouts)) == ([], 1)
-    elif 200 <= final < 300 and method == "INVITE":
-        # RFC 6026: every 2xx retransmission reaches the TU, always the same 2xx.
+    elif method == "INVITE" and 200 <= final < 300:
+        # RFC 6026: each 2xx retransmission reaches the TU; always the same 2xx.
         assert got and set(got) == {final}
     else:
         assert got == [final]
     # The server TU heard the request at most once: retransmissions were absorbed.
-    assert len([e for _, e in link.server.of(RequestReceived) if e.request.method == method]) <= 1  # type: ignore[attr-defined]
+    assert len([e for _, e in link.server.of(RequestReceived) if e.request.method == method]) <= 1

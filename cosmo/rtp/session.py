@@ -1,0 +1,256 @@
+"""An RTP session: one media stream of a call leg (RFC 3550, RFC 4961, RFC 4733).
+
+Theory of operation
+-------------------
+A :class:`RtpSession` owns an even/odd UDP port pair.  It sends what its
+single *source* gives it (a prompt player, a relay from another leg, nothing)
+and hands what it receives to its *sinks* (a relay to another leg, a
+recorder, a DTMF or speech detector).
+
+* **Symmetric RTP** (RFC 4961): the first valid packet fixes where the peer
+  really is (it may sit behind NAT and differ from its SDP); later packets
+  from elsewhere are dropped and counted.  A new SDP from the peer
+  (re-INVITE) un-latches.
+* **Our own stream** keeps one SSRC, a continuous sequence and a timestamp
+  that advances 160 per 20 ms, whatever source feeds it, so a change of
+  source (prompt → relay → hold music) never looks like a new stream to the
+  peer.
+* **Bad input** (short, wrong version, unknown payload type, wrong source)
+  is dropped and counted per reason in :class:`RtpStats`; nothing raises.
+* **DTMF** arrives as RFC 4733 events (de-duplicated by the receiver core).
+* **Liveness**: ``last_received`` lets the engine end calls whose RTP
+  stopped (not while the peer is on hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .dtmf import DtmfDigit, Rfc4733Receiver
+from .packet import is_rtcp, pack_header, peek
+from .rtcp import ReceptionStats
+
+log = logging.getLogger(__name__)
+
+AudioSink = Callable[[bytes, int, int], None]  # (payload, payload type, rtp timestamp)
+DtmfSink = Callable[[DtmfDigit], None]
+
+
+@dataclass(slots=True)
+class RtpStats:
+    """Counters of one session, for the call's record and for tests."""
+
+    packets_in: int = 0
+    bytes_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+    rtcp_in: int = 0
+    bad: dict[str, int] = field(default_factory=dict)  # reason -> count
+    unknown_payload_type: int = 0
+    wrong_source: int = 0
+    dtmf_digits: int = 0
+
+    def count_bad(self, reason: str) -> None:
+        """Count one dropped packet."""
+        self.bad[reason] = self.bad.get(reason, 0) + 1
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready."""
+        return {
+            "packets_in": self.packets_in,
+            "packets_out": self.packets_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "rtcp_in": self.rtcp_in,
+            "bad": dict(self.bad),
+            "unknown_payload_type": self.unknown_payload_type,
+            "wrong_source": self.wrong_source,
+            "dtmf_digits": self.dtmf_digits,
+        }
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session: RtpSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.session.stats.rtcp_in += 1
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    """One RTP endpoint; see the module docstring."""
+
+    def __init__(self, host: str, port: int, rtp_sock: socket.socket, rtcp_sock: socket.socket,
+                 *, on_close: Callable[[RtpSession], None] | None = None) -> None:
+        self.host = host
+        self.port = port
+        self._rtp_sock = rtp_sock
+        self._rtcp_sock = rtcp_sock
+        self._on_close = on_close
+        self.transport: asyncio.DatagramTransport | None = None
+        self._rtcp_transport: asyncio.BaseTransport | None = None
+        self.stats = RtpStats()
+        self.reception = ReceptionStats()
+        # Negotiated parameters (set by configure()).
+        self.remote: tuple[str, int] | None = None
+        self.payload_type = 0  # what we send and expect for audio
+        self.codec = "PCMU"
+        self.event_payload_type: int | None = None
+        self.sends = True  # whether the negotiated direction lets us send
+        self.on_hold = False  # the peer asked for no media (sendonly/inactive)
+        self._latched = False
+        # Our outgoing stream.
+        self.ssrc = random.getrandbits(32)
+        self._seq = random.getrandbits(16)
+        self._ts = random.getrandbits(32)
+        self._marker_next = True
+        # Receiving.
+        self.remote_ssrc: int | None = None
+        self.last_received = time.monotonic()
+        self.audio_sinks: list[AudioSink] = []
+        self.dtmf_sinks: list[DtmfSink] = []
+        self._dtmf = Rfc4733Receiver()
+        self.closed = False
+
+    # ---- lifecycle -------------------------------------------------------
+    async def open(self) -> None:
+        """Start receiving on the bound sockets."""
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=self._rtp_sock)
+        self._rtcp_transport, _ = await loop.create_datagram_endpoint(
+            lambda: _RtcpProtocol(self), sock=self._rtcp_sock
+        )
+
+    def close(self) -> None:
+        """Stop and free the ports (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        else:
+            self._rtp_sock.close()
+        if self._rtcp_transport is not None:
+            self._rtcp_transport.close()
+        else:
+            self._rtcp_sock.close()
+        self.audio_sinks.clear()
+        self.dtmf_sinks.clear()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def configure(self, remote_host: str, remote_port: int, *, payload_type: int, codec: str,
+                  event_payload_type: int | None, sends: bool = True, receives: bool = True) -> None:
+        """Apply a negotiated SDP (initial, or a re-INVITE's)."""
+        new_remote = (remote_host, remote_port)
+        if new_remote != self.remote:
+            self.remote = new_remote
+            self._latched = False  # the peer moved: latch again on its next packet
+        if codec != self.codec:
+            self._marker_next = True
+        self.payload_type = payload_type
+        self.codec = codec
+        self.event_payload_type = event_payload_type
+        self.sends = sends and remote_port != 0 and remote_host not in ("0.0.0.0", "::")
+        # RFC 3264 §8.4: a peer that will not send to us is on hold; RTP silence is expected.
+        self.on_hold = not receives
+        self.last_received = time.monotonic()
+
+    # ---- sending ---------------------------------------------------------
+    def send_audio(self, payload: bytes, samples: int = 160) -> None:
+        """Send one audio frame of our stream (advances sequence and timestamp)."""
+        self._send(self.payload_type, payload, samples)
+
+    def skip(self, samples: int = 160) -> None:
+        """Advance the timestamp without sending (silence suppression, hold)."""
+        self._ts = (self._ts + samples) & 0xFFFFFFFF
+        self._marker_next = True
+
+    def send_event(self, payload: bytes, *, marker: bool, timestamp: int | None = None) -> None:
+        """Send one RFC 4733 telephone-event packet (timestamp fixed per event)."""
+        if self.event_payload_type is None or not self.sends or self.transport is None or self.remote is None:
+            return
+        ts = self._ts if timestamp is None else timestamp
+        data = pack_header(self.event_payload_type, self._seq, ts, self.ssrc, marker) + payload
+        self._seq = (self._seq + 1) & 0xFFFF
+        self.transport.sendto(data, self.remote)
+        self.stats.packets_out += 1
+        self.stats.bytes_out += len(data)
+
+    @property
+    def timestamp(self) -> int:
+        """The RTP timestamp the next frame will carry."""
+        return self._ts
+
+    def _send(self, payload_type: int, payload: bytes, samples: int) -> None:
+        if self.sends and self.transport is not None and self.remote is not None:
+            marker = self._marker_next
+            self._marker_next = False
+            data = pack_header(payload_type, self._seq, self._ts, self.ssrc, marker) + payload
+            self._seq = (self._seq + 1) & 0xFFFF
+            self.transport.sendto(data, self.remote)
+            stats = self.stats
+            stats.packets_out += 1
+            stats.bytes_out += len(data)
+        self._ts = (self._ts + samples) & 0xFFFFFFFF
+
+    # ---- receiving ---------------------------------------------------------
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        stats = self.stats
+        if is_rtcp(data):  # RFC 5761 muxed RTCP
+            stats.rtcp_in += 1
+            return
+        header = peek(data)
+        if header is None:
+            stats.count_bad("malformed")
+            return
+        pt, _marker, seq, ts, ssrc, header_len = header
+        if not self._latched:
+            # RFC 4961 symmetric RTP: answer to where the peer really is.
+            self.remote = (addr[0], addr[1])
+            self._latched = True
+        elif addr[0] != self.remote[0] or addr[1] != self.remote[1]:  # type: ignore[index]
+            stats.wrong_source += 1
+            return
+        stats.packets_in += 1
+        stats.bytes_in += len(data)
+        self.last_received = time.monotonic()
+        self.remote_ssrc = ssrc
+        payload = data[header_len:]
+        if pt == self.payload_type:
+            self.reception.update(seq, ts, self.last_received)
+            for sink in self.audio_sinks:
+                sink(payload, pt, ts)
+        elif pt == self.event_payload_type:
+            for digit in self._dtmf.feed(payload, ts, seq, self.last_received):
+                self._deliver_digit(digit)
+        elif pt == 13 or pt == 19:  # comfort noise (RFC 3389): silence, not an error
+            self.reception.update(seq, ts, self.last_received)
+        else:
+            stats.unknown_payload_type += 1
+
+    def poll_dtmf(self, now: float) -> None:
+        """Report a DTMF event whose end packets were lost (called from the clock)."""
+        for digit in self._dtmf.poll(now):
+            self._deliver_digit(digit)
+
+    def _deliver_digit(self, digit: DtmfDigit) -> None:
+        self.stats.dtmf_digits += 1
+        for sink in list(self.dtmf_sinks):
+            try:
+                sink(digit)
+            except Exception:
+                log.exception("DTMF sink failed")
+
+    def inject_digit(self, digit: DtmfDigit) -> None:
+        """A digit that arrived another way (SIP INFO, in-band detection)."""
+        self._deliver_digit(digit)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like
+        log.debug("RTP %s: %s", self.port, exc)

@@ -1,0 +1,5 @@
+"""Fixtures shared by every test package."""
+
+from tests.postgres import postgres_url
+
+__all__ = ["postgres_url"]
