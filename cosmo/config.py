@@ -226,6 +226,11 @@ class AuthSettings(_Model):
     max_failures: int = Field(default=10, ge=1)
     failure_window: int = Field(default=60, ge=1)
     block_time: int = Field(default=60, ge=0)
+    # Phones whose User-Agent starts with one of these get an MD5-only
+    # challenge: they fail on any challenge naming an algorithm they lack
+    # instead of answering the one they know (libre before 2.x, so baresip 0.x
+    # and 1.x).  Matched case-insensitively.
+    md5_only_user_agents: list[str] = Field(default_factory=lambda: ["baresip v0.", "baresip v1."])
 
     @field_validator("algorithms")
     @classmethod

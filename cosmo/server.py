@@ -24,6 +24,7 @@ from cosmo.config import Settings, default_database_url
 from cosmo.events.bus import EventBus
 from cosmo.events.events import AgentRegistered, AgentUnregistered
 from cosmo.sip.auth import DigestAuthenticator, FailureThrottle, ha1
+from cosmo.sip.challenge import Challenger
 from cosmo.sip.registrar import Binding, LocationService, Registrar, RegistrarPolicy, RegistrarService
 from cosmo.sip.stack import SipStack
 from cosmo.sip.transaction import Timers
@@ -144,13 +145,15 @@ class CosmoServer:
         )
         self.ua = UserAgent(self.stack)
         # Nonces carry wall-clock time so that they stay valid across a restart.
+        secret = _node_secret(settings.data_dir)
         self.authenticator = DigestAuthenticator(
             sip.domain,
-            _node_secret(settings.data_dir),
+            secret,
             nonce_ttl=sip.auth.nonce_ttl,
             algorithms=[str(a) for a in sip.auth.algorithms],
             clock=time.time,
         )
+        self.challenger = Challenger(self.authenticator, secret, sip.auth.md5_only_user_agents, clock=time.time)
         self.throttle = FailureThrottle(sip.auth.max_failures, sip.auth.failure_window, sip.auth.block_time)
         self._ha1: dict[tuple[str, str], str] = {}
         for agent in settings.agents:
@@ -174,6 +177,7 @@ class CosmoServer:
             events=self.bus,
             on_record=lambda record: self.cdr_writer.add(_cdr_row(record)),
             throttle=self.throttle,
+            challenger=self.challenger,
         )
         self.provider_registrations: list[ProviderRegistration] = []
         self.http: HttpServer | None = None
@@ -224,6 +228,7 @@ class CosmoServer:
             domains=domains,
             policy=RegistrarPolicy(reg.min_expires, reg.max_expires, reg.default_expires),
             throttle=self.throttle,
+            challenger=self.challenger,
         )
         self.registrar = RegistrarService(self.stack, registrar)
         self.ua.handlers["REGISTER"] = self.registrar.handle

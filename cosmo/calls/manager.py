@@ -30,6 +30,7 @@ from typing import Protocol
 from cosmo.config import Settings
 from cosmo.events.events import CallAnswered, CallEnded, CallStarted
 from cosmo.sip.auth import DigestAuthenticator, FailureThrottle
+from cosmo.sip.challenge import Challenger
 from cosmo.sip.errors import SipParseError
 from cosmo.sip.headers import NameAddr, parse_name_addr
 from cosmo.sip.registrar import LocationService, aor_for
@@ -82,8 +83,10 @@ class CallManager:
         events: EventSink,
         on_record: Callable[[CallRecord], None],
         throttle: FailureThrottle | None = None,
+        challenger: Challenger | None = None,
     ) -> None:
         self.ua = ua
+        self.challenger = challenger
         self.settings = settings
         self.location = location
         self.trunks = trunks
@@ -196,7 +199,10 @@ class CallManager:
             else:
                 self.throttle.record_failure(source.host, now)
                 log.info("INVITE from %s: authentication failed (%s)", source, result.reason)
-        challenges = self.authenticator.challenge(now, stale=stale)
+        if self.challenger is not None:
+            challenges = self.challenger.challenge(request, now, stale=stale)
+        else:
+            challenges = self.authenticator.challenge(now, stale=stale)
         session.reject(407, extra=tuple(("Proxy-Authenticate", c) for c in challenges))
         return None
 

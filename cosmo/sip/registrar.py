@@ -23,6 +23,7 @@ from email.utils import formatdate
 from typing import Protocol
 
 from .auth import DigestAuthenticator, FailureThrottle
+from .challenge import Challenger
 from .errors import SipParseError
 from .headers import NameAddr, parse_name_addr
 from .message import SipRequest
@@ -194,9 +195,11 @@ class Registrar:
         domains: Iterable[str],
         policy: RegistrarPolicy | None = None,
         throttle: FailureThrottle | None = None,
+        challenger: Challenger | None = None,
     ) -> None:
         self.location = location
         self.authenticator = authenticator
+        self.challenger = challenger
         self.lookup_ha1 = credentials
         self.domains = {d.lower() for d in domains}
         self.policy = policy or RegistrarPolicy()
@@ -226,7 +229,10 @@ class Registrar:
                 self.throttle.record_failure(source.host, now)
                 log.info("REGISTER from %s: authentication failed (%s)", source, result.reason)
         if username is None:
-            challenges = self.authenticator.challenge(now, stale=stale)
+            if self.challenger is not None:
+                challenges = self.challenger.challenge(request, now, stale=stale)
+            else:
+                challenges = self.authenticator.challenge(now, stale=stale)
             return RegisterResult(401, None, tuple(("WWW-Authenticate", c) for c in challenges))
         # Step 4-5: the AOR is the To URI; a user registers their own AOR only.
         to = request.to
