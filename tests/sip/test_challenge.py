@@ -3,7 +3,7 @@ the ones that fail on an algorithm they lack; one authenticator verifies both.""
 
 from __future__ import annotations
 
-from cosmo.sip.auth import DigestAuthenticator, DigestClient, parse_challenge
+from cosmo.sip.auth import DigestAuthenticator, DigestClient, ha1, parse_challenge
 from cosmo.sip.challenge import Challenger
 from cosmo.sip.message import Headers, SipRequest
 from cosmo.sip.uri import parse_uri
@@ -35,7 +35,5 @@ def test_listed_phones_get_md5_alone_and_their_answer_verifies() -> None:
     values = challenger.challenge(register("BARESIP v1.0.0 (x86_64/linux)"), 10.0)
     assert algorithms(values) == ["MD5"]
     answer = DigestClient("1001", "secret1001").authorize(values[0], "REGISTER", "sip:cosmo.local")
-    from cosmo.sip.auth import ha1
-
     result = main.verify(answer, "REGISTER", lambda u, r, a: ha1(u, r, "secret1001", a), 11.0)
     assert result.ok and result.username == "1001"
