@@ -5,6 +5,7 @@
 #                tools the tests drive (when root), run the whole test suite
 #   make check   validate the configuration (CONFIG=path to choose another)
 #   make bench   run the benchmarks in bench/
+#   make prompts regenerate media/ (voice prompts, beep, hold music) with espeak-ng and sox
 #   make clean   remove the virtualenv, build output and caches (not var/)
 #   make distclean  clean, and remove var/ (the demo's database) too
 #
@@ -28,7 +29,7 @@ DEBIAN_TEST_PACKAGES := sip-tester baresip espeak-ng sox postgresql
 
 BUILD_FILES := setup.py pyproject.toml
 
-.PHONY: help run serve test check bench clean distclean venv install install-test debian-test-deps
+.PHONY: help run serve test check bench clean distclean venv install install-test debian-test-deps prompts prompts-check
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -107,3 +108,14 @@ clean:
 
 distclean: clean
 	rm -rf var
+
+# ---------------------------------------------------------------------- media
+
+# Regenerates media/prompts, media/moh and media/README.md; files whose bytes
+# did not change are left alone.  Standard library only: no virtualenv needed.
+prompts: debian-test-deps
+	$(PYTHON) tools/make_prompts.py --out media
+
+# Fails if regenerating would change any committed media file.
+prompts-check: debian-test-deps
+	$(PYTHON) tools/make_prompts.py --out media --check

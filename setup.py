@@ -35,6 +35,8 @@ setup(
         "PyYAML>=6.0",
         "uvloop>=0.19; platform_system == 'Linux'",
         "rich>=13",
+        "numpy>=1.26",
+        "soxr>=0.3",
     ],
     extras_require={
         "test": [
@@ -44,7 +46,6 @@ setup(
             "hypothesis>=6",
             "pjsua2-python",
             "sippy",
-            "numpy",
             "cryptography",
         ],
         "phone": [

@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -292,6 +292,8 @@ class RtpSettings(_Model):
     host: str = "127.0.0.1"
     port_min: int = Field(default=20000, ge=1024, le=65534)
     port_max: int = Field(default=30000, ge=1025, le=65535)
+    # A call whose RTP stops for this long (not while on hold) is ended with BYE.
+    timeout_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _check_range(self) -> Self:
@@ -423,6 +425,10 @@ class TrunkSettings(_Model):
     name: Name = Field(pattern=_NAME_PATTERN)
     inbound: TrunkInbound = Field(default_factory=TrunkInbound)
     outbound: TrunkOutbound = Field(default_factory=TrunkOutbound)
+    # Calls bridged out through this trunk: ``anchor`` relays their RTP through
+    # Cosmo (recording, hold music, transcoding); ``bypass`` passes the SDP
+    # through so RTP flows between the two ends (signalling-only B2BUA).
+    media: Literal["anchor", "bypass"] = "anchor"
     # ``register`` in the file; renamed here because BaseModel has a method of that name.
     registration: TrunkRegister = Field(default_factory=TrunkRegister, alias="register")
 
@@ -566,6 +572,8 @@ class Settings(_Model):
 
     node_name: Name = Field(default="cosmo-demo", pattern=_NAME_PATTERN)
     data_dir: Path = Path("var")
+    # Prompts (media/prompts/<language>/*.wav) and music on hold (media/moh/).
+    media_dir: Path = Path("media")
     database_url: str = ""
     log_level: LogLevel = LogLevel.INFO
     sip: SipSettings = Field(default_factory=SipSettings)

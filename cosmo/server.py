@@ -17,15 +17,24 @@ from pathlib import Path
 
 from cosmo.calls.call import CallRecord
 from cosmo.calls.manager import CallManager
-from cosmo.calls.media import SdpOnlyMedia
+from cosmo.calls.media import CallMedia
 from cosmo.calls.service import TelephonyService
 from cosmo.calls.trunks import ProviderRegistration, TrunkDirectory
 from cosmo.config import Settings, default_database_url
 from cosmo.events.bus import EventBus
 from cosmo.events.events import AgentRegistered, AgentUnregistered
+from cosmo.rtp.engine import MediaEngine
+from cosmo.rtp.g711 import alaw_encode, ulaw_encode
+from cosmo.rtp.prompts import PromptCache
 from cosmo.sip.auth import DigestAuthenticator, FailureThrottle, ha1
 from cosmo.sip.challenge import Challenger
-from cosmo.sip.registrar import Binding, LocationService, Registrar, RegistrarPolicy, RegistrarService
+from cosmo.sip.registrar import (
+    Binding,
+    LocationService,
+    Registrar,
+    RegistrarPolicy,
+    RegistrarService,
+)
 from cosmo.sip.stack import SipStack
 from cosmo.sip.transaction import Timers
 from cosmo.sip.transport import Address
@@ -166,6 +175,10 @@ class CosmoServer:
         self.registrar: RegistrarService | None = None
         self.trunks = TrunkDirectory(settings.trunks, sip.domain)
         self.cdr_writer = BatchWriter(repo.CdrRepository(self.database).add_many, name="cdr-writer")
+        rtp = settings.rtp
+        self.media_engine = MediaEngine(rtp.host, rtp.port_min, rtp.port_max, rtp_timeout=rtp.timeout_s)
+        self.prompts = PromptCache(settings.media_dir, {"PCMU": ulaw_encode, "PCMA": alaw_encode})
+        self.media = CallMedia(self.media_engine, self.prompts)
         self.calls = CallManager(
             self.ua,
             settings,
@@ -173,7 +186,7 @@ class CosmoServer:
             trunks=self.trunks,
             authenticator=self.authenticator,
             agent_ha1=self.agent_ha1,
-            media=SdpOnlyMedia(settings.rtp.host, settings.rtp.port_min, settings.rtp.port_max),
+            media=self.media,
             events=self.bus,
             on_record=lambda record: self.cdr_writer.add(_cdr_row(record)),
             throttle=self.throttle,
@@ -260,6 +273,7 @@ class CosmoServer:
             await self.registrar.close()
             self.registrar = None
         await self.stack.close()
+        self.media_engine.close()
         await self.cdr_writer.close()
         await self.database.close()
 

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from cosmo.yamlfile import LineMap, YamlSyntaxError, dotted, read_yaml, validation_problems
+from cosmo.yamlfile import (
+    LineMap,
+    YamlSyntaxError,
+    dotted,
+    read_yaml,
+    validation_problems,
+)
 
 TEXT = """\
 a: 1

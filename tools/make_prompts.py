@@ -23,6 +23,7 @@ sox``).  Standard library only, so it runs before Cosmo is installed.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -126,28 +127,26 @@ FRAGMENTS: tuple[Spoken, ...] = (
     Spoken("point", "point", "say-as decimals"),
     *(Spoken(word, word, "say-as currency") for word in ("dollar", "dollars", "cent", "cents")),
     Spoken("about", "about", "say-as duration"),
-    *(
-        Spoken(word, word, "say-as duration")
-        for word in ("second", "seconds", "minute", "minutes", "hour", "hours")
-    ),
+    *(Spoken(word, word, "say-as duration") for word in ("second", "seconds", "minute", "minutes", "hour", "hours")),
 )
 
 BEEP_NAME = "beep"
 BEEP_EFFECTS: tuple[str, ...] = (
     "synth", "0.25", "sine", "1000",
     "fade", "h", "0.005", "0.25", "0.005",  # no click at either end
-    "gain", "-n", "-10",
+    "gain", "-n", "-12",
 )  # fmt: skip
 
-# Hold music: a slow I-vi-IV-V progression in C major, a sine-pad chord under
+# Hold music: a gentle I-vi-IV-V-I-iii-IV-V progression in C major, a sine-pad chord under
 # a plucked arpeggio, 128 beats per minute, eight chords of eight beats = 30 s.
-# Everything sits between 190 Hz and 1.1 kHz, where a telephone earpiece is at
+# Notes lie between 196 and 784 Hz, where a telephone earpiece is at
 # its best.  The piece is rendered twice, reverberated, and the second copy
 # kept: its start carries the reverb tail of its own end, so it loops without
 # a seam.
 MOH_NAME = "default"
 BEAT_SAMPLES = 3750  # 0.46875 s at 8 kHz = 128 bpm
 BEATS_PER_CHORD = 8
+PLUCK_RATE = 48000
 # (pad notes, arpeggio notes)
 CHORDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("G3", "C4", "E4"), ("C4", "E4", "G4", "C5")),  # C
@@ -161,7 +160,7 @@ CHORDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 )
 ARPEGGIO = (0, 1, 2, 3, 2, 1, 2, 1)  # chord-tone index per beat
 MOH_EFFECTS: tuple[str, ...] = ("lowpass", "2400", "reverb", "40", "50", "70")
-MOH_PEAK_DBFS = "-6"
+MOH_PEAK_DBFS = "-8"
 
 _NOTE_STEPS = {"C": -9, "D": -7, "E": -5, "F": -4, "G": -2, "A": 0, "B": 2}
 
@@ -197,7 +196,7 @@ def make_spoken(prompt: Spoken, target: Path, work: Path) -> None:
 
 
 def make_beep(target: Path) -> None:
-    sox("-n", *SOX_OUT, str(target), *BEEP_EFFECTS)
+    sox("-r", str(RATE), "-n", *SOX_OUT, str(target), *BEEP_EFFECTS)
 
 
 def make_hold_music(target: Path, work: Path) -> None:
@@ -215,9 +214,11 @@ def make_hold_music(target: Path, work: Path) -> None:
         pads.append(str(pad))
         for b, index in enumerate(ARPEGGIO):
             note = work / f"arp{c}-{b}.wav"
-            sox("-n", *SOX_OUT, str(note),
-                "synth", f"{BEAT_SAMPLES}s", "pluck", note_hz(arp_notes[index]),
-                "fade", "h", "0.004", f"{BEAT_SAMPLES}s", "0.08")  # fmt: skip
+            # SoX plucks only at 44.1-48 kHz: synthesise at 48 kHz, exactly one beat.
+            sox("-r", str(PLUCK_RATE), "-n", *SOX_OUT, str(note),
+                "synth", f"{BEAT_SAMPLES * PLUCK_RATE // RATE}s", "pluck", note_hz(arp_notes[index]),
+                "fade", "h", "0.004", f"{BEAT_SAMPLES * PLUCK_RATE // RATE}s", "0.08",
+                "rate", "-v", str(RATE))  # fmt: skip
             notes.append(str(note))
     pad_track = work / "pad.wav"
     arp_track = work / "arp.wav"
@@ -226,9 +227,12 @@ def make_hold_music(target: Path, work: Path) -> None:
     once = work / "once.wav"
     sox("-m", "-v", "0.4", str(pad_track), "-v", "0.55", str(arp_track), str(once))
     loop_samples = BEAT_SAMPLES * BEATS_PER_CHORD * len(CHORDS)
-    sox(str(once), str(once), *SOX_OUT, str(target), *MOH_EFFECTS,
-        "trim", f"{loop_samples}s", f"{loop_samples}s",
-        "gain", "-n", MOH_PEAK_DBFS)  # fmt: skip
+    twice = work / "twice.wav"
+    sox(str(once), str(once), str(twice))
+    shaped = work / "shaped.wav"
+    sox(str(twice), str(shaped), *MOH_EFFECTS)
+    sox(str(shaped), *SOX_OUT, str(target),
+        "trim", f"{loop_samples}s", f"{loop_samples}s", "gain", "-n", MOH_PEAK_DBFS)  # fmt: skip
 
 
 def wav_seconds(path: Path) -> float:
@@ -236,16 +240,18 @@ def wav_seconds(path: Path) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def tool_version(argv: Sequence[str]) -> str:
+def tool_version(name: str, argv: Sequence[str]) -> str:
+    """``"<name> <version>"`` from a tool's version banner."""
     out = subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
-    return out.strip().splitlines()[0] if out.strip() else "unknown"
+    found = re.search(r"\d+(?:\.\d+)+", out)
+    return f"{name} {found.group(0) if found else '(unknown version)'}"
 
 
 def readme(out: Path) -> str:
     """The README for ``out``, listing every generated file (which must exist)."""
     lang = out / "prompts" / LANGUAGE
-    espeak = tool_version(("espeak-ng", "--version"))
-    soxv = tool_version(("sox", "--version"))
+    espeak = tool_version("eSpeak NG", ("espeak-ng", "--version"))
+    soxv = tool_version("SoX", ("sox", "--version"))
     lines = [
         "# Media",
         "",
@@ -261,18 +267,28 @@ def readme(out: Path) -> str:
         "",
         "## How they were made",
         "",
-        f"- Speech: `espeak-ng {' '.join(ESPEAK_OPTIONS)} -w raw.wav TEXT`, then",
-        f"  `sox {' '.join(SOX_GLOBAL)} raw.wav {' '.join(SOX_OUT)} NAME.wav "
-        f"{' '.join(SPEECH_EFFECTS)}`:",
-        "  trims the silence at both ends, band-limits, resamples to 8 kHz,",
-        "  normalises to −3 dBFS peak and adds a 50 ms lead-in.",
-        f"- `{BEEP_NAME}`: `sox -n ... {' '.join(BEEP_EFFECTS)}`, a 1 kHz tone of",
-        "  250 ms at −10 dBFS with 5 ms fades.",
-        f"- `moh/{MOH_NAME}.wav`: synthesised by SoX (no recording, so no rights",
-        "  to clear): a C–Am–F–G–C–Em–F–G progression at 128 bpm, a sine-pad",
-        "  chord under a plucked arpeggio, low-passed at 2.4 kHz, with reverb;",
-        "  rendered twice and the second half kept, so it loops seamlessly;",
-        f"  {MOH_PEAK_DBFS} dBFS peak.",
+        "Speech (each prompt and fragment: eSpeak NG speaks the text, SoX trims",
+        "the silence at both ends, band-limits, resamples to 8 kHz, normalises to",
+        "−3 dBFS peak and adds a 50 ms lead-in):",
+        "",
+        "```",
+        f"espeak-ng {' '.join(ESPEAK_OPTIONS)} -w raw.wav TEXT",
+        f"sox {' '.join(SOX_GLOBAL)} raw.wav {' '.join(SOX_OUT)} NAME.wav \\",
+        f"    {' '.join(SPEECH_EFFECTS)}",
+        "```",
+        "",
+        f"`{BEEP_NAME}` (a 1 kHz tone of 250 ms at −12 dBFS with 5 ms fades):",
+        "",
+        "```",
+        f"sox {' '.join(SOX_GLOBAL)} -r {RATE} -n {' '.join(SOX_OUT)} {BEEP_NAME}.wav {' '.join(BEEP_EFFECTS)}",
+        "```",
+        "",
+        f"`moh/{MOH_NAME}.wav` is synthesised by SoX, so there are no rights to",
+        "clear: a C–Am–F–G–C–Em–F–G progression at 128 bpm, a sine-pad chord",
+        "under a plucked arpeggio (notes from 196 to 784 Hz), low-passed at",
+        f"2.4 kHz, with reverb, {MOH_PEAK_DBFS} dBFS peak.  It is rendered twice and",
+        "the second copy kept: its start carries the reverb tail of its own end,",
+        "so it loops without a seam.  The exact commands are in the script.",
         "",
         f"Made with {espeak} and {soxv}.  The same versions give byte-identical",
         "files; other versions may differ slightly in sound and bytes.",
@@ -285,16 +301,15 @@ def readme(out: Path) -> str:
     for p in PROMPTS:
         lines.append(f"| `{p.name}` | {p.text} | {wav_seconds(lang / f'{p.name}.wav'):.2f} | {p.use} |")
     lines.append(
-        f"| `{BEEP_NAME}` | (1 kHz tone) | {wav_seconds(lang / f'{BEEP_NAME}.wav'):.2f} | "
-        "before recording a message |"
+        f"| `{BEEP_NAME}` | (1 kHz tone) | {wav_seconds(lang / f'{BEEP_NAME}.wav'):.2f} | before recording a message |"
     )
     lines += [
         "",
         f"## Say-as fragments (`prompts/{LANGUAGE}/`)",
         "",
         "Single words that `cosmo.rtp.sayas` strings together to say numbers,",
-        "digits, amounts and durations (\"one hundred twenty three\",",
-        "\"twelve dollars and fifty cents\", \"about three minutes\").",
+        'digits, amounts and durations ("one hundred twenty three",',
+        '"twelve dollars and fifty cents", "about three minutes").',
         "Each file is named after its word.",
         "",
         "| name | seconds | used for |",
@@ -308,8 +323,10 @@ def readme(out: Path) -> str:
         "",
         "| file | seconds | what |",
         "| --- | ---: | --- |",
-        f"| `{MOH_NAME}.wav` | {wav_seconds(out / 'moh' / f'{MOH_NAME}.wav'):.2f} | "
-        "synthesised, royalty-free; loops without a seam |",
+        (
+            f"| `{MOH_NAME}.wav` | {wav_seconds(out / 'moh' / f'{MOH_NAME}.wav'):.2f} | "
+            "synthesised, royalty-free; loops without a seam |"
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -335,6 +352,14 @@ def generate(out: Path, work: Path) -> list[Path]:
     notes.write_text(readme(out), encoding="utf-8")
     written.append(notes)
     return written
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the current directory when it lies below it."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -379,19 +404,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     partial = target.with_name(target.name + ".partial")
                     partial.write_bytes(new)
                     partial.replace(target)
-            print(f"{state:9} {target} ({len(new)} bytes)")
+            print(f"{state:9} {_shown(target)} ({len(new)} bytes)")
 
         expected = {out / staged.relative_to(staging) for staged in files}
         for kind in ("prompts/" + LANGUAGE, "moh"):
             for stray in sorted((out / kind).glob("*.wav")) if (out / kind).is_dir() else []:
                 if stray not in expected:
-                    print(f"stray     {stray} (not generated by this script; left in place)")
+                    print(f"stray     {_shown(stray)} (not generated by this script; left in place)")
 
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) if out.is_dir() else 0
     if args.check:
         print(f"{changed} file(s) would change")
         return 1 if changed else 0
-    print(f"{changed} file(s) written, {len(files) - changed} unchanged; {out} holds {total} bytes")
+    print(f"{changed} file(s) written, {len(files) - changed} unchanged; {_shown(out)} holds {total} bytes")
     return 0
 
 

@@ -76,7 +76,7 @@ class CallRecord:
     answered_at: float | None
     ended_at: float
     end_reason: str
-    hangup_by: str
+    hangup_by: str  # caller, callee or system (Cosmo: timeout, API, media failure)
     sip_status: int | None
     extra: dict[str, object]
 
@@ -151,7 +151,7 @@ class Call:
             end_reason=self.end_reason or "unknown",
             hangup_by=self.hangup_by or "unknown",
             sip_status=self.sip_status,
-            extra={k: v for k, v in self.data.items() if isinstance(v, str | int | float | bool)},
+            extra={k: v for k, v in self.data.items() if isinstance(v, str | int | float | bool | dict)},
         )
 
     def to_dict(self) -> dict[str, object]:

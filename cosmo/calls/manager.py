@@ -29,10 +29,12 @@ from typing import Protocol
 
 from cosmo.config import Settings
 from cosmo.events.events import CallAnswered, CallEnded, CallStarted
+from cosmo.rtp.dtmf import DtmfDigit
 from cosmo.sip.auth import DigestAuthenticator, FailureThrottle
 from cosmo.sip.challenge import Challenger
-from cosmo.sip.errors import SipParseError
+from cosmo.sip.errors import SipParseError, SipProtocolError
 from cosmo.sip.headers import NameAddr, parse_name_addr
+from cosmo.sip.message import SipRequest
 from cosmo.sip.registrar import LocationService, aor_for
 from cosmo.sip.session import InviteSession, SessionState
 from cosmo.sip.transport import Address
@@ -40,6 +42,7 @@ from cosmo.sip.uri import SipUri, parse_uri
 from cosmo.sip.useragent import UserAgent
 
 from .call import Call, CallRecord, CallState, Direction, Leg, LegRole
+from .media import CallMedia
 from .trunks import Trunk, TrunkDirectory
 
 log = logging.getLogger(__name__)
@@ -49,19 +52,6 @@ class EventSink(Protocol):
     """Where call events go (the event bus)."""
 
     def publish(self, event: object) -> None: ...
-
-
-class MediaNegotiator(Protocol):
-    """Produces Cosmo's SDP for a leg it terminates (the media engine)."""
-
-    def answer(self, call: Call, offer: bytes) -> bytes:
-        """The SDP answer to ``offer`` (raises SdpError 488/400 when impossible)."""
-
-    def offer(self, call: Call) -> bytes:
-        """An SDP offer (for INVITEs without SDP and for calls Cosmo places)."""
-
-    def release(self, call: Call) -> None:
-        """Free what the call held (ports)."""
 
 
 LocalCallHandler = Callable[[Call, InviteSession], Awaitable[None]]
@@ -79,7 +69,7 @@ class CallManager:
         trunks: TrunkDirectory,
         authenticator: DigestAuthenticator,
         agent_ha1: Callable[[str, str], str | None],
-        media: MediaNegotiator,
+        media: CallMedia,
         events: EventSink,
         on_record: Callable[[CallRecord], None],
         throttle: FailureThrottle | None = None,
@@ -99,7 +89,10 @@ class CallManager:
         self.calls: dict[str, Call] = {}
         self.agent_extensions = {a.extension for a in settings.agents}
         # What a locally answered call does next; the IVR/ACD replace this.
-        self.on_local_call: LocalCallHandler = _wait_for_hangup
+        self.on_local_call: LocalCallHandler = self.welcome_then_hold
+        self._partners: dict[int, InviteSession] = {}  # bridged legs, by id of the other leg
+        media.on_timeout = self._rtp_timeout
+        media.on_hold_change = self._hold_changed
         self.ring_timeout = 30.0
         self._tasks: set[asyncio.Task[None]] = set()
         ua.on_invite = self._on_invite
@@ -240,6 +233,10 @@ class CallManager:
             call.sip_status = status
         call.set_state(CallState.ENDED)
         self.calls.pop(call.id, None)
+        media_stats = {str(leg.role): self.media.statistics(leg.session) for leg in call.legs}
+        call.data["media"] = {role: stats for role, stats in media_stats.items() if stats}
+        for leg in call.legs:
+            self._partners.pop(id(leg.session), None)
         self.media.release(call)
         record = call.record()
         self.events.publish(CallEnded(call_id=call.id, reason=reason, duration_s=record.duration_s))
@@ -253,56 +250,54 @@ class CallManager:
         request = session.invite
         assert request is not None
         try:
-            sdp = self.media.answer(call, request.body) if request.body else self.media.offer(call)
-        except Exception as exc:  # SdpError carries the status (488/400)
-            status = getattr(exc, "status", 488)
-            session.reject(status, getattr(exc, "reason", None))
-            self._ended(call, f"media: {exc}", "local", status)
+            if request.body:
+                sdp = await self.media.answer(call, session, request.body)
+            else:
+                sdp = await self.media.offer(call, session)  # offer in 200, answer in ACK
+        except SipProtocolError as exc:  # SdpError: 488 no common codec, 400 malformed
+            session.reject(exc.status, exc.reason)
+            self._ended(call, f"media: {exc}", "system", exc.status)
             return
         session.answer(sdp)
         call.sip_status = 200
         if not await session.wait_confirmed(self.settings.sip.t1 * 64):
-            self._ended(call, session.end_reason or "no ack", session.ended_by or "remote", session.final_status)
+            self._ended(call, session.end_reason or "no ack", _ender(session, "caller"), session.final_status)
             return
+        if not request.body:
+            try:
+                self.media.apply_answer(session, session.remote_sdp)
+            except SipProtocolError as exc:
+                log.info("call %s: unusable SDP answer in ACK: %s", call.id, exc)
+                await session.bye("bad sdp")
+        self._wire_leg(call, session)
         self._answered(call)
         try:
             await self.on_local_call(call, session)
         finally:
             if session.state != SessionState.TERMINATED:
                 await session.bye()
-            self._ended(call, session.end_reason or "hangup", session.ended_by or "local")
+            self._ended(call, session.end_reason or "hangup", _ender(session, "caller"))
 
+    # ---- bridges -------------------------------------------------------------
     async def _bridge_to_trunk(self, call: Call, a_leg: InviteSession, trunk: Trunk, number: str) -> None:
-        """Signalling B2BUA: A-leg in, B-leg out through ``trunk``; SDP passed through."""
+        """B2BUA out through ``trunk``: media anchored in Cosmo, or bypassed when the trunk says so."""
         invite = a_leg.invite
         assert invite is not None and trunk.peer is not None
-        from_ = _from_for_trunk(trunk, call.caller, self.settings.sip.domain)
         b_leg = InviteSession.outgoing(
             self.ua,
             request_uri=trunk.request_uri(number),
             peer=trunk.peer,
-            from_=from_,
+            from_=_from_for_trunk(trunk, call.caller, self.settings.sip.domain),
             to=NameAddr(trunk.request_uri(number)),
-            sdp=invite.body,
+            sdp=b"",
             credentials=trunk.outbound_credentials(),
         )
+        anchored = trunk.settings.media == "anchor"
+        if anchored:
+            b_leg.set_offer(await self.media.offer(call, b_leg))
+        else:
+            b_leg.set_offer(invite.body)
         call.legs.append(Leg(LegRole.TRUNK, b_leg, number))
-        await self._bridge(call, a_leg, b_leg)
-
-    async def _bridge_to_agent(self, call: Call, a_leg: InviteSession, extension: str) -> None:
-        invite = a_leg.invite
-        assert invite is not None
-        b_leg = await self.ring_agent(extension, invite.body, caller=call.caller, call=call,
-                                      on_ringing=lambda: _ring(a_leg), cancelled=a_leg.terminated)
-        if b_leg is None:
-            if a_leg.state != SessionState.TERMINATED:
-                a_leg.reject(480)
-            self._ended(call, "no answer", "remote", 480)
-            return
-        call.legs.append(Leg(LegRole.AGENT, b_leg, extension))
-        await self._connect(call, a_leg, b_leg)
-
-    async def _bridge(self, call: Call, a_leg: InviteSession, b_leg: InviteSession) -> None:
         b_leg.on_state.append(lambda s: _ring(a_leg) if s.state == SessionState.EARLY else None)
         start = asyncio.ensure_future(b_leg.start())
         cancel_wait = asyncio.ensure_future(a_leg.terminated.wait())
@@ -310,44 +305,148 @@ class CallManager:
         if cancel_wait in done and start not in done:
             b_leg.cancel()  # the caller gave up
             await start
-            self._ended(call, "cancelled", "remote", 487)
+            self._ended(call, "cancelled", "caller", 487)
             return
         cancel_wait.cancel()
         response = start.result()
         call.sip_status = response.status
         if response.status >= 300:
             if a_leg.state != SessionState.TERMINATED:
-                status = response.status if response.status < 700 else 500
-                a_leg.reject(503 if status in (401, 407, 408) else status)
-            self._ended(call, f"rejected {response.status}", "remote", response.status)
+                # Our own credentials or reachability are not the caller's business.
+                a_leg.reject(503 if response.status in (401, 407, 408) else response.status)
+            self._ended(call, f"rejected {response.status}", "callee", response.status)
             return
-        await self._connect(call, a_leg, b_leg)
+        await self._connect(call, a_leg, b_leg, anchored=anchored)
 
-    async def _connect(self, call: Call, a_leg: InviteSession, b_leg: InviteSession) -> None:
-        if a_leg.state == SessionState.TERMINATED:
-            await b_leg.bye()
-            self._ended(call, "cancelled", "remote", 487)
+    async def _bridge_to_agent(self, call: Call, a_leg: InviteSession, extension: str) -> None:
+        b_leg = await self.ring_agent(extension, caller=call.caller, call=call,
+                                      on_ringing=lambda: _ring(a_leg), cancelled=a_leg.terminated)
+        if b_leg is None:
+            if a_leg.state != SessionState.TERMINATED:
+                a_leg.reject(480)
+                self._ended(call, "no answer", "callee", 480)
+            else:
+                self._ended(call, "cancelled", "caller", 487)
             return
-        a_leg.answer(b_leg.remote_sdp)
+        call.legs.append(Leg(LegRole.AGENT, b_leg, extension))
+        await self._connect(call, a_leg, b_leg, anchored=True)
+
+    async def _connect(self, call: Call, a_leg: InviteSession, b_leg: InviteSession, *, anchored: bool) -> None:
+        """Answer the A-leg now that the B-leg answered, bridge them, and wait for either to end."""
+        invite = a_leg.invite
+        assert invite is not None
+        if a_leg.state == SessionState.TERMINATED:
+            await b_leg.bye("cancelled")
+            self._ended(call, "cancelled", "caller", 487)
+            return
+        try:
+            if anchored:
+                self.media.apply_answer(b_leg, b_leg.remote_sdp)
+                if invite.body:
+                    a_sdp = await self.media.answer(call, a_leg, invite.body)
+                else:
+                    a_sdp = await self.media.offer(call, a_leg)
+            else:
+                a_sdp = b_leg.remote_sdp
+        except SipProtocolError as exc:
+            a_leg.reject(exc.status, exc.reason)
+            await b_leg.bye("bad sdp")
+            self._ended(call, f"media: {exc}", "system", exc.status)
+            return
+        a_leg.answer(a_sdp)
         if not await a_leg.wait_confirmed(self.settings.sip.t1 * 64):
-            await b_leg.bye()
-            self._ended(call, a_leg.end_reason or "no ack", "remote", 200)
+            await b_leg.bye("no ack")
+            self._ended(call, a_leg.end_reason or "no ack", "caller", 200)
             return
         self._answered(call)
-        # Re-INVITEs pass through: one side's new offer becomes the other's (signalling only).
-        a_leg.on_reinvite = lambda s, offer: None
-        b_leg.on_reinvite = lambda s, offer: None
+        if anchored:
+            if not invite.body:
+                self.media.apply_answer(a_leg, a_leg.remote_sdp)
+            self._wire_leg(call, a_leg)
+            self._wire_leg(call, b_leg)
+            self._partners[id(a_leg)] = b_leg
+            self._partners[id(b_leg)] = a_leg
+            self.media.bridge(a_leg, b_leg)
+        else:
+            # Bypassed media: re-INVITEs keep the SDP each side already has.
+            a_leg.on_reinvite = lambda s, offer: None
+            b_leg.on_reinvite = lambda s, offer: None
         await _first_to_end(a_leg, b_leg)
         ender, other = (a_leg, b_leg) if a_leg.state == SessionState.TERMINATED else (b_leg, a_leg)
-        await other.bye()
-        by = "caller" if ender is a_leg else "callee"
-        self._ended(call, ender.end_reason or "hangup", by, 200)
+        await other.bye(ender.end_reason or "hangup")
+        self._ended(call, ender.end_reason or "hangup", _ender(ender, "caller" if ender is a_leg else "callee"), 200)
+
+    # ---- per-leg media wiring ---------------------------------------------------
+    def _wire_leg(self, call: Call, session: InviteSession) -> None:
+        """DTMF into the call's data, re-INVITEs to the media, SIP INFO DTMF."""
+        rtp = self.media.rtp(session)
+        if rtp is not None:
+            rtp.dtmf_sinks.append(lambda digit: self._digit(call, digit.digit))
+        session.on_reinvite = lambda s, offer: self.media.reoffer(s, offer)
+        session.on_request = lambda s, request: self._in_dialog_request(call, s, request)
+
+    def _digit(self, call: Call, digit: str) -> None:
+        entered = call.data.get("dtmf", "")
+        call.data["dtmf"] = f"{entered}{digit}" if isinstance(entered, str) else digit
+        log.info("call %s: DTMF %s", call.id, digit)
+
+    def _in_dialog_request(self, call: Call, session: InviteSession, request: SipRequest) -> int:
+        if request.method == "INFO":
+            digit = dtmf_from_info(request.content_type, request.body)
+            if digit is None:
+                return 415 if request.body else 200
+            rtp = self.media.rtp(session)
+            if rtp is not None:
+                rtp.inject_digit(DtmfDigit(digit, 0, "sip-info"))
+            else:
+                self._digit(call, digit)
+            return 200
+        return 200 if request.method in ("OPTIONS", "NOTIFY", "UPDATE") else 501
+
+    def _hold_changed(self, key: object, holding: bool) -> None:
+        """A leg put the call on hold (or resumed): the other side hears music meanwhile."""
+        partner = self._partners.get(id(key))
+        if partner is None:
+            return
+        relay = self.media.legs[key].relay if key in self.media.legs else None
+        if holding:
+            if relay is not None:
+                if relay.a is self.media.rtp(key):
+                    relay.to_b = False
+                else:
+                    relay.to_a = False
+            self.media.hold_music(partner)
+        else:
+            self.media.stop_playing(partner, "resumed")
+            if relay is not None:
+                relay.to_a = relay.to_b = True
+
+    def _rtp_timeout(self, key: object) -> None:
+        """A leg's RTP stopped: end the whole call with BYE on every leg."""
+        call_id = getattr(key, "data", {}).get("call_id")
+        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        if call is None:
+            return
+        log.info("call %s: RTP timeout, hanging up", call.id)
+        for leg in call.legs:
+            self._spawn(leg.session.bye("rtp-timeout"), f"rtp-timeout-{call.id}")
+
+    async def welcome_then_hold(self, call: Call, session: InviteSession) -> None:
+        """What a call to a number does until the IVR and queue take it: the welcome
+        prompt, then music on hold until the caller hangs up."""
+        player = self.media.play(session, ["welcome"])
+        if player is not None:
+            waiter = asyncio.ensure_future(session.terminated.wait())
+            await asyncio.wait({player.done, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        if session.state != SessionState.TERMINATED:
+            self.media.hold_music(session)
+            await session.terminated.wait()
 
     # ---- outbound verbs ----------------------------------------------------
     async def ring_agent(
         self,
         extension: str,
-        sdp: bytes,
         *,
         caller: str = "",
         call: Call | None = None,
@@ -357,13 +456,15 @@ class CallManager:
     ) -> InviteSession | None:
         """Ring every registered contact of ``extension`` in parallel (RFC 3261 §16.7-style fork).
 
-        Returns the session that answered first (the others are cancelled, or
-        hung up if they answered too), or ``None`` when nobody answered within
-        ``timeout`` (default :attr:`ring_timeout`) or ``cancelled`` was set.
+        Each fork gets its own media offer.  Returns the session that answered
+        first (the others are cancelled, or hung up if they answered too), or
+        ``None`` when nobody answered within ``timeout`` (default
+        :attr:`ring_timeout`) or ``cancelled`` was set.
         """
         bindings = self.location.bindings(aor_for(extension))
         if not bindings:
             return None
+        call = call or Call(direction=Direction.OUTBOUND, caller=caller, callee=extension)
         domain = self.settings.sip.domain
         caller_uri = SipUri(host=domain, user=caller or "anonymous")
         legs: list[InviteSession] = []
@@ -377,9 +478,10 @@ class CallManager:
                 peer=binding.source,
                 from_=NameAddr(caller_uri, caller or None),
                 to=NameAddr(SipUri(host=domain, user=extension)),
-                sdp=sdp,
-                extra=(("X-Cosmo-Call", call.id),) if call else (),
+                sdp=b"",
+                extra=(("X-Cosmo-Call", call.id),),
             )
+            leg.set_offer(await self.media.offer(call, leg))
             if on_ringing is not None:
                 leg.on_state.append(lambda s: on_ringing() if s.state == SessionState.EARLY else None)
             legs.append(leg)
@@ -407,18 +509,19 @@ class CallManager:
                         winner = starts[task]
         if cancel_task is not None:
             cancel_task.cancel()
-        for task, leg in starts.items():
+        for leg in starts.values():
             if leg is winner:
                 continue
             if leg.state in (SessionState.CALLING, SessionState.EARLY):
                 leg.cancel()
             elif leg.state == SessionState.CONFIRMED:
                 self._spawn(leg.bye("answered elsewhere"), f"bye-fork-{leg.call_id}")
+            self.media.release_leg(leg)
         if winner is None:
             await asyncio.gather(*starts, return_exceptions=True)
         return winner
 
-    async def dial_trunk(self, trunk: Trunk, number: str, sdp: bytes, *, caller: str = "") -> InviteSession:
+    async def dial_trunk(self, trunk: Trunk, number: str, call: Call, *, caller: str = "") -> InviteSession:
         """Place a call to ``number`` through ``trunk``; returns the session after its final response."""
         if trunk.peer is None:
             raise ValueError(f"trunk {trunk.name} has no outbound peer")
@@ -428,51 +531,61 @@ class CallManager:
             peer=trunk.peer,
             from_=_from_for_trunk(trunk, caller, self.settings.sip.domain),
             to=NameAddr(trunk.request_uri(number)),
-            sdp=sdp,
+            sdp=b"",
             credentials=trunk.outbound_credentials(),
         )
+        session.set_offer(await self.media.offer(call, session))
         await session.start()
+        if session.state == SessionState.CONFIRMED:
+            self.media.apply_answer(session, session.remote_sdp)
+        else:
+            self.media.release_leg(session)
         return session
 
     async def originate(self, target: str, *, caller: str = "cosmo") -> Call:
         """Place a call from Cosmo to an agent extension or an outside number (API, tests).
 
-        Returns once the call was answered or failed; an answered call stays
-        up until either side hangs up (see :meth:`hangup`).
+        Returns once the call was answered or failed; an answered call hears
+        music on hold until either side hangs up (see :meth:`hangup`).
         """
         call = Call(direction=Direction.OUTBOUND, caller=caller, callee=target)
-        sdp = self.media.offer(call)
         self.calls[call.id] = call
         self.events.publish(CallStarted(call_id=call.id, direction=str(call.direction), caller=caller,
                                         callee=target, trunk=None))
         session: InviteSession | None
         if target in self.agent_extensions:
-            session = await self.ring_agent(target, sdp, caller=caller, call=call)
+            session = await self.ring_agent(target, caller=caller, call=call)
             role = LegRole.AGENT
+            if session is not None:
+                self.media.apply_answer(session, session.remote_sdp)
         else:
             route = self._route(target)
             if route is None:
-                self._ended(call, "no route", "local", 404)
+                self._ended(call, "no route", "system", 404)
                 return call
             call.trunk = route[0].name
-            session = await self.dial_trunk(route[0], route[1], sdp, caller=caller)
+            session = await self.dial_trunk(route[0], route[1], call, caller=caller)
             role = LegRole.TRUNK
             if session.state != SessionState.CONFIRMED:
-                self._ended(call, session.end_reason or "failed", "remote", session.final_status)
+                # The refused leg stays on the call: its record names the INVITE.
+                _add_placed_leg(call, Leg(role, session, target))
+                self._ended(call, session.end_reason or "failed", "callee", session.final_status)
                 return call
         if session is None:
-            self._ended(call, "no answer", "remote", 480)
+            self._ended(call, "no answer", "callee", 480)
             return call
-        call.legs.append(Leg(role, session, target))
+        _add_placed_leg(call, Leg(role, session, target))
         session.data["call_id"] = call.id
         call.sip_status = 200
+        self._wire_leg(call, session)
         self._answered(call)
+        self.media.hold_music(session)
         self._spawn(self._watch(call, session), f"watch-{call.id}")
         return call
 
     async def _watch(self, call: Call, session: InviteSession) -> None:
         await session.terminated.wait()
-        self._ended(call, session.end_reason or "hangup", session.ended_by or "remote", 200)
+        self._ended(call, session.end_reason or "hangup", _ender(session, "callee"), 200)
 
     async def hangup(self, call_id: str, reason: str = "hangup") -> bool:
         """Hang up every leg of a call; False when there is no such call."""
@@ -484,8 +597,18 @@ class CallManager:
         return True
 
 
-async def _wait_for_hangup(call: Call, session: InviteSession) -> None:
-    await session.terminated.wait()
+def _ender(session: InviteSession, remote: str) -> str:
+    """Who ended a call, in the record's words: ``remote`` (caller or callee) or ``system``."""
+    return "system" if session.ended_by == "local" else remote
+
+
+def _add_placed_leg(call: Call, leg: Leg) -> None:
+    """Add a leg Cosmo placed; the first one's INVITE gives the call its From and To."""
+    call.legs.append(leg)
+    invite = leg.session.invite
+    if invite is not None and not call.from_uri:
+        call.from_uri = invite.headers.get("From") or ""
+        call.to_uri = invite.headers.get("To") or ""
 
 
 async def _first_to_end(a: InviteSession, b: InviteSession) -> None:
@@ -523,3 +646,21 @@ def _from_for_trunk(trunk: Trunk, caller: str, domain: str) -> NameAddr:
     user = out.from_user or caller or "cosmo"
     host = out.from_domain or domain
     return NameAddr(SipUri(host=host, user=user))
+
+
+def dtmf_from_info(content_type: str | None, body: bytes) -> str | None:
+    """The digit of a SIP INFO DTMF body: ``application/dtmf-relay`` (``Signal=5``)
+    or ``application/dtmf`` (``5``), as Cisco and most phones send them."""
+    text = body.decode("ascii", "replace").strip()
+    value: str | None = None
+    if content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            name, _, rest = line.partition("=")
+            if name.strip().lower() == "signal":
+                value = rest.strip()
+    elif content_type == "application/dtmf":
+        value = text
+    if value is None:
+        return None
+    value = {"10": "*", "11": "#"}.get(value, value)
+    return value if len(value) == 1 and value in "0123456789*#ABCDabcd" else None

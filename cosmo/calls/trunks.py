@@ -148,7 +148,9 @@ class ProviderRegistration:
             if granted:
                 self.registered = True
                 backoff = 5.0
-                await asyncio.sleep(max(5.0, granted * 0.8))
+                # The 1 s floor keeps a registrar that grants next to nothing from
+                # driving a busy loop; any grant of 1.25 s or more is renewed at 80 %.
+                await asyncio.sleep(max(1.0, granted * 0.8))
             else:
                 self.registered = False
                 await asyncio.sleep(backoff)

@@ -1,6 +1,14 @@
 """Typed events and in-process publish/subscribe."""
 
-from cosmo.events.bus import Event, EventBus, EventBusError, Handler, Subscription, event_class, topic_matches
+from cosmo.events.bus import (
+    Event,
+    EventBus,
+    EventBusError,
+    Handler,
+    Subscription,
+    event_class,
+    topic_matches,
+)
 from cosmo.events.events import (
     AgentRegistered,
     AgentUnregistered,

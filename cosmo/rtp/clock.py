@@ -34,7 +34,7 @@ class ClockStats:
 class Subscription:
     """A subscriber's place on the clock; :meth:`cancel` removes it."""
 
-    __slots__ = ("_clock", "callback", "active")
+    __slots__ = ("_clock", "active", "callback")
 
     def __init__(self, clock: MediaClock, callback: Tick) -> None:
         self._clock = clock
@@ -112,8 +112,7 @@ class MediaClock:
             lateness -= behind * self.interval
         if lateness > self.interval / 4:
             stats.late_ticks += 1
-        if lateness * 1000 > stats.max_lateness_ms:
-            stats.max_lateness_ms = lateness * 1000
+        stats.max_lateness_ms = max(stats.max_lateness_ms, lateness * 1000)
         stats.ticks += 1
         k = self._k
         for subscription in self._subscribers:

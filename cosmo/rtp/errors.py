@@ -28,6 +28,7 @@ class ParseReason(enum.StrEnum):
     CSRC = "csrc"  # CSRC list runs past the data
     EXTENSION = "extension"  # header extension runs past the data
     LENGTH = "length"  # an RTCP length, count or item runs past its packet
+    TYPE = "type"  # an RTCP packet of another type than the one asked for
 
 
 class RtpParseError(RtpError):

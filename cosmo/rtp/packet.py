@@ -165,12 +165,15 @@ class RtpPacket:
         profile = self.extension_profile
         padding = self.padding
         try:
-            if not (count or padding) and profile is None:
+            if not (count or padding) and profile is None and not self.extension:
                 return _pack_header(first, second, self.sequence, self.timestamp, self.ssrc) + self.payload
             parts = [b""]
             if count:
                 parts.append(_CSRC_LISTS[count].pack(*csrc))
-            if profile is not None:
+            if profile is None:
+                if self.extension:
+                    raise RtpUsageError("RTP header extension data given without an extension profile")
+            else:
                 extension = self.extension
                 if len(extension) & 3:
                     raise RtpUsageError(
@@ -186,14 +189,18 @@ class RtpPacket:
                 parts.append(bytes(padding - 1) + bytes((padding,)))
                 first |= _PADDING_BIT
             parts[0] = _pack_header(first, second, self.sequence, self.timestamp, self.ssrc)
-        except struct.error as exc:
-            raise RtpUsageError(f"RTP header field out of range: {exc}") from None
+        except struct.error:
+            raise _out_of_range(
+                ("sequence number", self.sequence, 16),
+                ("timestamp", self.timestamp, 32),
+                ("SSRC", self.ssrc, 32),
+                *(("CSRC", source, 32) for source in csrc),
+                ("extension profile", profile or 0, 16),
+            ) from None
         return b"".join(parts)
 
 
-def pack_header(
-    payload_type: int, sequence: int, timestamp: int, ssrc: int, marker: bool = False
-) -> bytes:
+def pack_header(payload_type: int, sequence: int, timestamp: int, ssrc: int, marker: bool = False) -> bytes:
     """The 12-byte fixed header of a version-2 packet with no CSRC, extension or padding.
 
     Raises :class:`RtpUsageError` for a field that does not fit its bits.
@@ -202,8 +209,18 @@ def pack_header(
         raise RtpUsageError(f"RTP payload type {payload_type} is not in 0..127")
     try:
         return _pack_header(0x80, payload_type | 0x80 if marker else payload_type, sequence, timestamp, ssrc)
-    except struct.error as exc:
-        raise RtpUsageError(f"RTP header field out of range: {exc}") from None
+    except struct.error:
+        raise _out_of_range(
+            ("sequence number", sequence, 16), ("timestamp", timestamp, 32), ("SSRC", ssrc, 32)
+        ) from None
+
+
+def _out_of_range(*fields: tuple[str, int, int]) -> RtpUsageError:
+    """The error naming the first field that does not fit its bits (only reached once packing failed)."""
+    for name, value, bits in fields:
+        if not isinstance(value, int) or not 0 <= value < 1 << bits:
+            return RtpUsageError(f"RTP {name} {value!r} is not an integer in 0..{(1 << bits) - 1}")
+    return RtpUsageError("RTP header field out of range")
 
 
 def peek(data: bytes) -> tuple[int, bool, int, int, int, int] | None:

@@ -469,11 +469,11 @@ def format_uri_for_header(uri: Uri) -> str:
 
 
 __all__ = [
+    "LIST_HEADERS",
+    "SINGLE_HEADERS",
     "AbsoluteUri",
     "CSeq",
-    "LIST_HEADERS",
     "NameAddr",
-    "SINGLE_HEADERS",
     "Via",
     "canonical_name",
     "format_params",

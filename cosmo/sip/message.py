@@ -202,7 +202,7 @@ class Headers:
 class SipMessage:
     """What requests and responses share: headers, body, defects and typed views."""
 
-    __slots__ = ("headers", "body", "defects")
+    __slots__ = ("body", "defects", "headers")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
@@ -353,7 +353,7 @@ class SipRequest(SipMessage):
 class SipResponse(SipMessage):
     """A SIP response."""
 
-    __slots__ = ("status", "reason", "version")
+    __slots__ = ("reason", "status", "version")
 
     def __init__(
         self,

@@ -263,6 +263,17 @@ class InviteSession:
         session._credentials = credentials
         return session
 
+    def set_offer(self, sdp: bytes) -> None:
+        """Put the SDP offer into an outgoing INVITE that has not been sent yet."""
+        if not self.is_uac or self.invite is None or self._client is not None:
+            raise SessionError("set_offer() is for a new outgoing session")
+        self.invite.body = sdp
+        self.local_sdp = sdp
+        if sdp:
+            self.invite.headers.set("Content-Type", "application/sdp")
+        else:
+            self.invite.headers.remove("Content-Type")
+
     async def start(self) -> SipResponse:
         """Send the INVITE and return its final response (after one auth retry)."""
         if not self.is_uac or self.invite is None or self._client is not None:

@@ -84,7 +84,7 @@ class ClientRequest:
     :meth:`final` for the final response (a timeout or transport error yields a
     locally generated 408 or 503, RFC 3261 §8.1.3.1)."""
 
-    __slots__ = ("request", "dest", "transaction", "_final", "on_provisional", "responses")
+    __slots__ = ("_final", "dest", "on_provisional", "request", "responses", "transaction")
 
     def __init__(self, request: SipRequest, dest: Address,
                  on_provisional: Callable[[SipResponse], None] | None) -> None:

@@ -188,7 +188,7 @@ TransactionEvent = (
 class Transaction:
     """What client and server transactions share: state, timers, table key."""
 
-    __slots__ = ("layer", "key", "request", "state", "_timers", "_table", "user_data", "__weakref__")
+    __slots__ = ("__weakref__", "_table", "_timers", "key", "layer", "request", "state", "user_data")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: SipRequest,
                  state: TransactionState) -> None:
@@ -231,7 +231,7 @@ class Transaction:
 class ClientTransaction(Transaction):
     """An INVITE or non-INVITE client transaction (RFC 3261 §17.1)."""
 
-    __slots__ = ("dest", "_data", "_interval", "_invite", "last_response")
+    __slots__ = ("_data", "_interval", "_invite", "dest", "last_response")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: SipRequest,
                  dest: Destination, now: float) -> None:
@@ -349,7 +349,7 @@ class ClientTransaction(Transaction):
 class ServerTransaction(Transaction):
     """An INVITE or non-INVITE server transaction (RFC 3261 §17.2)."""
 
-    __slots__ = ("source", "response_dest", "_last", "_last_status", "_interval", "_invite", "_acked")
+    __slots__ = ("_acked", "_interval", "_invite", "_last", "_last_status", "response_dest", "source")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: SipRequest,
                  source: Destination, now: float) -> None:

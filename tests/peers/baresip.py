@@ -46,7 +46,14 @@ from types import TracebackType
 from typing import Any
 
 from tests.audio import read_wav
-from tests.peers.common import LOOPBACK, EventQueue, PeerError, PeerEvent, free_port, stop_process
+from tests.peers.common import (
+    LOOPBACK,
+    EventQueue,
+    PeerError,
+    PeerEvent,
+    free_port,
+    stop_process,
+)
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.peers.common import LOOPBACK, EventQueue, PeerError, PeerEvent, kill_pid, stop_process
+from tests.peers.common import (
+    LOOPBACK,
+    EventQueue,
+    PeerError,
+    PeerEvent,
+    kill_pid,
+    stop_process,
+)
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from tests.peers.common import LOOPBACK, PeerError, free_port, free_port_block, stop_process
+from tests.peers.common import (
+    LOOPBACK,
+    PeerError,
+    free_port,
+    free_port_block,
+    stop_process,
+)
 
 log = logging.getLogger(__name__)
 

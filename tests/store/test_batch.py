@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cosmo.store import BatchWriter, CdrRecord, CdrRepository, Database, EventLogRepository, LoggedEvent, WriterClosed
+from cosmo.store import (
+    BatchWriter,
+    CdrRecord,
+    CdrRepository,
+    Database,
+    EventLogRepository,
+    LoggedEvent,
+    WriterClosed,
+)
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 
