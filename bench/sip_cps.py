@@ -222,6 +222,8 @@ def start_cosmo(workdir: Path, uas_port: int, t1: float, cpu: int | None) -> B2b
         "inbound": {"sources": []},
         "outbound": {"host": LOOPBACK, "port": uas_port, "transport": "udp"},
         "register": {"enabled": False},
+        # Signalling only, like Sippy's b2bua_simple: the SDP passes through.
+        "media": "bypass",
     })
     settings["routes"] = [{"pattern": r"^9(\d+)$", "trunk": "carrier", "strip": 1, "prefix": ""}]
     config = workdir / "cosmo.yaml"

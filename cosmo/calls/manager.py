@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from cosmo.config import Settings
 from cosmo.events.events import CallAnswered, CallEnded, CallStarted
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 class EventSink(Protocol):
     """Where call events go (the event bus)."""
 
-    def publish(self, event: object) -> None: ...
+    def publish(self, event: Any) -> None: ...
 
 
 LocalCallHandler = Callable[[Call, InviteSession], Awaitable[None]]
@@ -105,7 +105,7 @@ class CallManager:
                 self._spawn(leg.session.bye("shutdown"), f"shutdown-{call.id}")
         tasks = list(self._tasks)
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=5)
+            _done, pending = await asyncio.wait(tasks, timeout=5)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -216,7 +216,7 @@ class CallManager:
         self.calls[call.id] = call
         session.data["call_id"] = call.id
         self.events.publish(
-            CallStarted(call_id=call.id, direction=str(call.direction), caller=call.caller,
+            CallStarted(call_id=call.id, direction="inbound" if call.direction == Direction.INBOUND else "outbound", caller=call.caller,
                         callee=call.callee, trunk=call.trunk)
         )
 
@@ -437,7 +437,8 @@ class CallManager:
         player = self.media.play(session, ["welcome"])
         if player is not None:
             waiter = asyncio.ensure_future(session.terminated.wait())
-            await asyncio.wait({player.done, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waits: list[asyncio.Future[Any]] = [player.done, waiter]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
         if session.state != SessionState.TERMINATED:
             self.media.hold_music(session)
@@ -505,7 +506,7 @@ class CallManager:
                     pending_starts.discard(task)
                     waiters.discard(task)
                     response = task.result()
-                    if 200 <= response.status < 300 and winner is None:  # type: ignore[union-attr]
+                    if 200 <= response.status < 300 and winner is None:
                         winner = starts[task]
         if cancel_task is not None:
             cancel_task.cancel()
@@ -550,7 +551,7 @@ class CallManager:
         """
         call = Call(direction=Direction.OUTBOUND, caller=caller, callee=target)
         self.calls[call.id] = call
-        self.events.publish(CallStarted(call_id=call.id, direction=str(call.direction), caller=caller,
+        self.events.publish(CallStarted(call_id=call.id, direction="inbound" if call.direction == Direction.INBOUND else "outbound", caller=caller,
                                         callee=target, trunk=None))
         session: InviteSession | None
         if target in self.agent_extensions:

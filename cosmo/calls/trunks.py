@@ -208,5 +208,5 @@ def _granted_expiry(headers: Headers, contact: str, asked: int) -> int:
             expires = addr.param("expires")
             if expires and expires.isdigit():
                 return int(expires)
-    value = headers.get("Expires")
-    return int(value) if value and value.isdigit() else asked
+    header = headers.get("Expires")
+    return int(header) if header and header.isdigit() else asked

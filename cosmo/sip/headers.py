@@ -12,11 +12,12 @@ lookups never care how the peer wrote them.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
 from .errors import SipParseError
-from .uri import AbsoluteUri, Params, SipUri, Uri, parse_uri
+from .uri import PARSE_CACHE_SIZE, AbsoluteUri, Params, SipUri, Uri, parse_uri
 
 # RFC 3261 §7.3.3 and the registries of later RFCs.
 COMPACT_FORMS = {
@@ -296,6 +297,7 @@ class NameAddr:
         )
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_name_addr(value: str) -> NameAddr:
     """Parse a From/To/Contact/Route value (RFC 3261 §20.10, §25.1).
 
@@ -385,6 +387,7 @@ _VIA = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_via(value: str) -> Via:
     """Parse one Via element (already split from a list)."""
     text = value.strip(_LWS)

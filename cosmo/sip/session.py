@@ -224,7 +224,7 @@ class InviteSession:
     async def wait_confirmed(self, timeout: float) -> bool:
         """Wait until the call is confirmed (ACK received / sent); False on timeout or end."""
         waiters = {asyncio.ensure_future(self.confirmed.wait()), asyncio.ensure_future(self.terminated.wait())}
-        done, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        _done, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         return self.state == SessionState.CONFIRMED

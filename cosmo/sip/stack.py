@@ -328,7 +328,7 @@ class SipStack:
         response = response_from_headers(headers, exc.status, reason)
         self.stats.rejected_requests += 1
         dest = self.transactions.response_destination(via, source)
-        self.transports.send(bytes(response), dest)  # type: ignore[arg-type]
+        self.transports.send(bytes(response), dest)
 
     # ---- core plumbing ----------------------------------------------------
     def _now(self) -> float:
@@ -343,7 +343,7 @@ class SipStack:
         for data, dest in core.datagrams_to_send():
             if trace.isEnabledFor(logging.DEBUG):
                 trace.debug("send %d bytes to %s:\n%s", len(data), dest, data.decode("utf-8", "replace"))
-            send(data, dest)  # type: ignore[arg-type]
+            send(data, dest)
         while (event := core.next_event()) is not None:
             try:
                 self._dispatch(event)
@@ -352,7 +352,7 @@ class SipStack:
                 log.exception("error handling %s", type(event).__name__)
         # Handlers may have sent more.
         for data, dest in core.datagrams_to_send():
-            send(data, dest)  # type: ignore[arg-type]
+            send(data, dest)
         self._arm_timer()
 
     def _dispatch(self, event: object) -> None:

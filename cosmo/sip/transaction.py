@@ -190,6 +190,9 @@ class Transaction:
 
     __slots__ = ("__weakref__", "_table", "_timers", "key", "layer", "request", "state", "user_data")
 
+    # Allowed transitions, set by each kind of transaction before this __init__.
+    _table: dict[TransactionState, set[TransactionState]]
+
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: SipRequest,
                  state: TransactionState) -> None:
         self.layer = layer
@@ -472,9 +475,8 @@ def _request_like(request: SipRequest, method: str) -> SipRequest:
         for value in request.headers.get_all(name):
             headers.add(name, value)
     for name in ("From", "To", "Call-ID"):
-        value = request.headers.get(name)
-        if value is not None:
-            headers.add(name, value)
+        if (present := request.headers.get(name)) is not None:
+            headers.add(name, present)
     headers.add("CSeq", f"{request.cseq.seq} {method}")
     headers.add("Max-Forwards", "70")
     return SipRequest(method, request.uri, headers)

@@ -283,6 +283,7 @@ class TransportLayer:
             try:
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                _grow_receive_buffer(sock)
                 sock.bind((host, port))
                 sock.setblocking(False)
             except BaseException:
@@ -780,3 +781,17 @@ class _Connection(asyncio.Protocol):
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
+
+
+#: Receive buffer asked for on a UDP listener: a burst of requests that arrives
+#: while the loop is busy (a garbage collection, a slow callback) waits in the
+#: kernel instead of being dropped.  The kernel caps it at net.core.rmem_max.
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    try:
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < UDP_RECEIVE_BUFFER:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+    except OSError as exc:  # not fatal: the default buffer still works
+        log.info("UDP receive buffer left at the default: %s", exc)

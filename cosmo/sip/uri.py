@@ -12,11 +12,17 @@ keeps serialisation byte-exact; comparison helpers unescape as RFC 3261
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from .errors import SipParseError
+
+#: Parsed URIs, name-addrs and Vias are immutable, and a call repeats the same
+#: From, To, Contact and Via text in every message: the parsers keep the most
+#: recent results.
+PARSE_CACHE_SIZE = 4096
 
 Params = tuple[tuple[str, str | None], ...]
 
@@ -141,6 +147,7 @@ class AbsoluteUri:
 Uri = SipUri | AbsoluteUri
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_uri(text: str) -> Uri:
     """Parse ``text`` into a :class:`SipUri` or an :class:`AbsoluteUri`.
 

@@ -76,8 +76,8 @@ class UserAgent:
             for key in [k for k, v in table.items() if v is session]:
                 del table[key]
         for pending in (self._pending_uac, self._pending_uas):
-            for key in [k for k, v in pending.items() if v is session]:
-                del pending[key]
+            for stale in [k for k, v in pending.items() if v is session]:
+                del pending[stale]
 
     def contact_for(self, transport: str) -> str:
         """Cosmo's Contact for requests and responses sent over ``transport``."""

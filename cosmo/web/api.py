@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def bearer_auth(tokens: Sequence[str]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def bearer_auth(tokens: Sequence[str]) -> Middleware:
     """Middleware: every ``/api/`` request needs ``Authorization: Bearer <token>``."""
     encoded = [t.encode() for t in tokens]
 
