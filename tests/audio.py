@@ -146,7 +146,7 @@ def tone(
     freq: float, seconds: float, rate: int = 8000, *, amplitude: float = 0.5, freq2: float | None = None
 ) -> Samples:
     """A sine (or the sum of two, as in DTMF) with 5 ms fades at both ends."""
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     wave = np.sin(2 * np.pi * freq * t)
     if freq2 is not None:
         wave = (wave + np.sin(2 * np.pi * freq2 * t)) / 2
@@ -178,6 +178,16 @@ def ulaw_decode(codes: npt.NDArray[np.uint8]) -> Samples:
     return value.astype(np.float64) / 32768.0
 
 
+def ulaw_encode(samples: npt.ArrayLike) -> bytes:
+    """µ-law bytes of samples in [-1, 1] (G.711 with the usual 0x84 bias, clipped at 32635)."""
+    pcm = np.clip(np.round(to_mono(samples) * 32768.0), -32768, 32767).astype(np.int32)
+    sign = np.where(pcm < 0, 0x80, 0x00)
+    magnitude = np.minimum(np.abs(pcm), 32635) + 0x84
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
 def alaw_decode(codes: npt.NDArray[np.uint8]) -> Samples:
     a = codes.astype(np.int32) ^ 0x55
     sign = a & 0x80
@@ -201,7 +211,7 @@ def resample(samples: npt.ArrayLike, from_rate: int, to_rate: int) -> Samples:
     array = to_mono(samples)
     if from_rate == to_rate or len(array) == 0:
         return array.copy()
-    count = int(round(len(array) * to_rate / from_rate))
+    count = round(len(array) * to_rate / from_rate)
     spectrum = np.fft.rfft(array)
     keep = count // 2 + 1
     if keep <= len(spectrum):
@@ -305,6 +315,29 @@ def normalized_xcorr_peak(
     )
 
 
+def piecewise_xcorr(
+    pieces_of: npt.ArrayLike,
+    within: npt.ArrayLike,
+    *,
+    pieces_rate: int,
+    within_rate: int,
+    piece_seconds: float = 0.5,
+) -> list[XcorrPeak]:
+    """Where each consecutive piece of ``pieces_of`` appears in ``within`` (see :func:`normalized_xcorr_peak`).
+
+    A receiver's jitter buffer may drop or repeat a frame now and then, which
+    lowers one whole-signal correlation; piece by piece, such a slip spoils
+    at most the piece that holds it, and the lags show whether the pieces
+    arrived in order.  A last piece shorter than ``piece_seconds`` is left out.
+    """
+    array = to_mono(pieces_of)
+    size = round(piece_seconds * pieces_rate)
+    return [
+        normalized_xcorr_peak(array[start : start + size], within, reference_rate=pieces_rate, received_rate=within_rate)
+        for start in range(0, len(array) - size + 1, size)
+    ]
+
+
 # -- DTMF (ITU-T Q.23/Q.24) ------------------------------------------------
 
 DTMF_LOW = (697.0, 770.0, 852.0, 941.0)
@@ -349,9 +382,13 @@ def dtmf_digits(samples: npt.ArrayLike, rate: int, *, block_ms: float = 20.0, mi
         high = [_goertzel(block, rate, f) for f in DTMF_HIGH]
         li, hi = int(np.argmax(low)), int(np.argmax(high))
         key: str | None = None
-        if energy > 1e-6 and low[li] + high[hi] > 0.5 * energy:
-            if low[li] > 4 * (sum(low) - low[li]) and high[hi] > 4 * (sum(high) - high[hi]):
-                key = DTMF_KEYS[li][hi]
+        if (
+            energy > 1e-6
+            and low[li] + high[hi] > 0.5 * energy
+            and low[li] > 4 * (sum(low) - low[li])
+            and high[hi] > 4 * (sum(high) - high[hi])
+        ):
+            key = DTMF_KEYS[li][hi]
         if key is not None and key == current:
             run += 1
         else:

@@ -233,8 +233,16 @@ class CallManager:
             call.sip_status = status
         call.set_state(CallState.ENDED)
         self.calls.pop(call.id, None)
-        media_stats = {str(leg.role): self.media.statistics(leg.session) for leg in call.legs}
-        call.data["media"] = {role: stats for role, stats in media_stats.items() if stats}
+        # Keyed by role; two legs of one role (an agent calling an agent) are "agent" and "agent-2".
+        media_stats: dict[str, dict[str, object]] = {}
+        for leg in call.legs:
+            stats = self.media.statistics(leg.session)
+            if stats:
+                key, n = str(leg.role), 2
+                while key in media_stats:
+                    key, n = f"{leg.role}-{n}", n + 1
+                media_stats[key] = stats
+        call.data["media"] = media_stats
         for leg in call.legs:
             self._partners.pop(id(leg.session), None)
         self.media.release(call)

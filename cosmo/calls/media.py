@@ -162,6 +162,7 @@ class CallMedia:
             event_payload_type=negotiated.telephone_event_payload_type,
             sends=direction.sends,
             receives=direction.receives,
+            rtcp_port=negotiated.remote_rtcp_port,
         )
         # A peer that will not receive from us (sendonly/inactive offer, or a
         # 0.0.0.0 address) has put the call on hold (RFC 3264 §8.4).

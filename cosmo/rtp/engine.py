@@ -5,7 +5,7 @@ One clock drives everything.  Once a second the engine walks its sessions:
 a session whose peer stopped sending for ``rtp_timeout`` seconds (and is not
 on hold) is reported to its ``on_timeout`` callback, so the call layer can
 end the call with BYE on both legs; DTMF events whose end packets were lost
-are flushed.
+are flushed, and the RTCP reports that are due go out.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class MediaEngine:
         now = time.monotonic()
         for session in list(self.sessions):
             session.poll_dtmf(now)
+            session.poll_rtcp(now)
             if session.on_hold or session.closed:
                 continue
             if now - session.last_received > self.rtp_timeout:

@@ -53,7 +53,7 @@ class Recorder:
         """Open the file and start taking frames (idempotent)."""
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            writer = wave.open(str(self.path), "wb")
+            writer = wave.open(str(self.path), "wb")  # noqa: SIM115 - open for the whole call, closed in close()
             writer.setnchannels(2)
             writer.setsampwidth(2)
             writer.setframerate(8000)

@@ -17,7 +17,19 @@ recorder, a DTMF or speech detector).
   peer.
 * **Bad input** (short, wrong version, unknown payload type, wrong source)
   is dropped and counted per reason in :class:`RtpStats`; nothing raises.
-* **DTMF** arrives as RFC 4733 events (de-duplicated by the receiver core).
+* **DTMF** arrives as RFC 4733 events (de-duplicated by the receiver core),
+  or, when the negotiated SDP has no telephone-event, as tones in the audio
+  (:class:`~cosmo.rtp.inband.InbandDtmfListener`); both reach ``dtmf_sinks``.
+* **Reception statistics** (RFC 3550 A.1/A.8) follow the peer's audio
+  source.  Its telephone-events share the audio's SSRC and sequence numbers
+  (RFC 4733 §2.1), so they are counted too (else every digit would look like
+  lost packets) but leave jitter alone: their timestamp is the event's
+  start, not their sampling instant.  Events from another SSRC are a
+  separate stream and stay out.
+* **RTCP** (RFC 3550 §6): an :class:`~cosmo.rtp.reports.RtcpReporter`
+  sends SR/RR reports about every 5 s to the peer's RTCP port (``a=rtcp``,
+  else RTP port + 1; answered to where the peer's RTCP comes from) and a BYE
+  at close; the peer's SRs and reports feed LSR/DLSR and the round trip.
 * **Liveness**: ``last_received`` lets the engine end calls whose RTP
   stopped (not while the peer is on hold).
 """
@@ -33,7 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .dtmf import DtmfDigit, Rfc4733Receiver
+from .errors import RtpParseError
+from .inband import InbandDtmfListener
 from .packet import is_rtcp, pack_header, peek
+from .reports import RtcpReporter, SenderCounts
 from .rtcp import ReceptionStats
 
 log = logging.getLogger(__name__)
@@ -50,7 +65,10 @@ class RtpStats:
     bytes_in: int = 0
     packets_out: int = 0
     bytes_out: int = 0
+    payload_bytes_out: int = 0
     rtcp_in: int = 0
+    rtcp_out: int = 0
+    round_trip_ms: float | None = None
     bad: dict[str, int] = field(default_factory=dict)  # reason -> count
     unknown_payload_type: int = 0
     wrong_source: int = 0
@@ -68,6 +86,8 @@ class RtpStats:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "rtcp_in": self.rtcp_in,
+            "rtcp_out": self.rtcp_out,
+            "round_trip_ms": self.round_trip_ms,
             "bad": dict(self.bad),
             "unknown_payload_type": self.unknown_payload_type,
             "wrong_source": self.wrong_source,
@@ -80,7 +100,10 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         self.session = session
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.session.stats.rtcp_in += 1
+        self.session.rtcp_received(data, addr, latch=True)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like
+        log.debug("RTCP %s: %s", self.session.port + 1, exc)
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -94,7 +117,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._rtcp_sock = rtcp_sock
         self._on_close = on_close
         self.transport: asyncio.DatagramTransport | None = None
-        self._rtcp_transport: asyncio.BaseTransport | None = None
+        self._rtcp_transport: asyncio.DatagramTransport | None = None
         self.stats = RtpStats()
         self.reception = ReceptionStats()
         # Negotiated parameters (set by configure()).
@@ -102,6 +125,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self.payload_type = 0  # what we send and expect for audio
         self.codec = "PCMU"
         self.event_payload_type: int | None = None
+        self.rtcp_remote: tuple[str, int] | None = None
+        self._rtcp_latched = False
         self.sends = True  # whether the negotiated direction lets us send
         self.on_hold = False  # the peer asked for no media (sendonly/inactive)
         self._latched = False
@@ -112,10 +137,13 @@ class RtpSession(asyncio.DatagramProtocol):
         self._marker_next = True
         # Receiving.
         self.remote_ssrc: int | None = None
+        self._audio_ssrc: int | None = None  # the source the reception statistics follow
         self.last_received = time.monotonic()
         self.audio_sinks: list[AudioSink] = []
         self.dtmf_sinks: list[DtmfSink] = []
         self._dtmf = Rfc4733Receiver()
+        self._inband: InbandDtmfListener | None = None
+        self.rtcp = RtcpReporter(self.ssrc, f"cosmo-{self.ssrc:08x}@{host}", self.reception)
         self.closed = False
 
     # ---- lifecycle -------------------------------------------------------
@@ -128,10 +156,12 @@ class RtpSession(asyncio.DatagramProtocol):
         )
 
     def close(self) -> None:
-        """Stop and free the ports (idempotent)."""
+        """Send an RTCP BYE, stop and free the ports (idempotent)."""
         if self.closed:
             return
         self.closed = True
+        if self.stats.packets_out or self.stats.packets_in:
+            self._send_rtcp(self.rtcp.goodbye())
         if self.transport is not None:
             self.transport.close()
         else:
@@ -146,21 +176,44 @@ class RtpSession(asyncio.DatagramProtocol):
             self._on_close(self)
 
     def configure(self, remote_host: str, remote_port: int, *, payload_type: int, codec: str,
-                  event_payload_type: int | None, sends: bool = True, receives: bool = True) -> None:
-        """Apply a negotiated SDP (initial, or a re-INVITE's)."""
+                  event_payload_type: int | None, sends: bool = True, receives: bool = True,
+                  rtcp_port: int | None = None) -> None:
+        """Apply a negotiated SDP (initial, or a re-INVITE's).
+
+        ``rtcp_port`` is the peer's RTCP port (its ``a=rtcp``); by default
+        the RTP port + 1 (RFC 3550 §11).  A held address (``0.0.0.0``, port
+        0) gets no RTCP.
+        """
         new_remote = (remote_host, remote_port)
-        if new_remote != self.remote:
+        moved = new_remote != self.remote
+        if moved:
             self.remote = new_remote
             self._latched = False  # the peer moved: latch again on its next packet
+            self._rtcp_latched = False
+        reachable = remote_port != 0 and remote_host not in ("0.0.0.0", "::")
+        new_rtcp = (remote_host, rtcp_port if rtcp_port is not None else remote_port + 1) if reachable else None
+        if new_rtcp is None:
+            self.rtcp_remote = None
+        elif not self._rtcp_latched or self.rtcp_remote is None:
+            self.rtcp_remote = new_rtcp
         if codec != self.codec:
             self._marker_next = True
+            if self._inband is not None:
+                self._inband.reset()
+        if event_payload_type is None:
+            # No telephone-event negotiated: listen for the keys in the audio.
+            if self._inband is None:
+                self._inband = InbandDtmfListener()
+        else:
+            self._inband = None
         self.payload_type = payload_type
         self.codec = codec
         self.event_payload_type = event_payload_type
-        self.sends = sends and remote_port != 0 and remote_host not in ("0.0.0.0", "::")
+        self.sends = sends and reachable
         # RFC 3264 §8.4: a peer that will not send to us is on hold; RTP silence is expected.
         self.on_hold = not receives
         self.last_received = time.monotonic()
+        self.rtcp.start(self.last_received)
 
     # ---- sending ---------------------------------------------------------
     def send_audio(self, payload: bytes, samples: int = 160) -> None:
@@ -182,6 +235,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.transport.sendto(data, self.remote)
         self.stats.packets_out += 1
         self.stats.bytes_out += len(data)
+        self.stats.payload_bytes_out += len(payload)
 
     @property
     def timestamp(self) -> int:
@@ -198,13 +252,14 @@ class RtpSession(asyncio.DatagramProtocol):
             stats = self.stats
             stats.packets_out += 1
             stats.bytes_out += len(data)
+            stats.payload_bytes_out += len(payload)
         self._ts = (self._ts + samples) & 0xFFFFFFFF
 
     # ---- receiving ---------------------------------------------------------
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         stats = self.stats
         if is_rtcp(data):  # RFC 5761 muxed RTCP
-            stats.rtcp_in += 1
+            self.rtcp_received(data, addr, latch=False)
             return
         header = peek(data)
         if header is None:
@@ -224,16 +279,55 @@ class RtpSession(asyncio.DatagramProtocol):
         self.remote_ssrc = ssrc
         payload = data[header_len:]
         if pt == self.payload_type:
+            if ssrc != self._audio_ssrc:
+                self._audio_ssrc = self.reception.ssrc = ssrc
             self.reception.update(seq, ts, self.last_received)
             for sink in self.audio_sinks:
                 sink(payload, pt, ts)
+            if self._inband is not None:
+                for digit in self._inband.feed(payload, self.codec):
+                    self._deliver_digit(digit)
         elif pt == self.event_payload_type:
+            if ssrc == self._audio_ssrc:
+                self.reception.update(seq, ts, self.last_received, timed=False)
             for digit in self._dtmf.feed(payload, ts, seq, self.last_received):
                 self._deliver_digit(digit)
         elif pt == 13 or pt == 19:  # comfort noise (RFC 3389): silence, not an error
-            self.reception.update(seq, ts, self.last_received)
+            if ssrc == self._audio_ssrc:
+                self.reception.update(seq, ts, self.last_received)
         else:
             stats.unknown_payload_type += 1
+
+    # ---- RTCP -------------------------------------------------------------
+    def poll_rtcp(self, now: float) -> None:
+        """Send an RTCP report if one is due (called from the clock, ``now`` monotonic)."""
+        if self.closed or self.rtcp_remote is None or not self.rtcp.due(now):
+            return
+        sent = SenderCounts(self.stats.packets_out, self.stats.payload_bytes_out, self._ts)
+        self._send_rtcp(self.rtcp.report(now, time.time(), sent))
+
+    def rtcp_received(self, data: bytes, addr: tuple[str, int], *, latch: bool) -> None:
+        """One RTCP datagram from the peer (on the RTCP port, or muxed on the RTP port)."""
+        stats = self.stats
+        stats.rtcp_in += 1
+        if latch and not self._rtcp_latched and self.rtcp_remote is not None:
+            # RFC 4961 symmetric RTCP: report to where the peer's reports come from.
+            self.rtcp_remote = (addr[0], addr[1])
+            self._rtcp_latched = True
+        try:
+            self.rtcp.received(data, time.monotonic(), time.time())
+        except RtpParseError as exc:
+            stats.count_bad(f"rtcp-{exc.reason}")
+            return
+        if self.rtcp.round_trip is not None:
+            stats.round_trip_ms = round(self.rtcp.round_trip * 1000, 1)
+
+    def _send_rtcp(self, data: bytes) -> None:
+        transport = self._rtcp_transport
+        if transport is None or self.rtcp_remote is None or transport.is_closing():
+            return
+        transport.sendto(data, self.rtcp_remote)
+        self.stats.rtcp_out += 1
 
     def poll_dtmf(self, now: float) -> None:
         """Report a DTMF event whose end packets were lost (called from the clock)."""

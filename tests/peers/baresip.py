@@ -43,7 +43,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from tests.audio import read_wav
 from tests.peers.common import (
@@ -203,7 +203,7 @@ class Baresip:
         return "".join(f"{key:<20}{value}\n" for key, value in lines)
 
     # -- life cycle ----------------------------------------------------
-    async def __aenter__(self) -> Baresip:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

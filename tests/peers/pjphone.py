@@ -43,7 +43,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from tests.peers.common import (
     LOOPBACK,
@@ -123,7 +123,7 @@ class PjPhone:
         self.last_log = ""
 
     # -- life cycle ----------------------------------------------------
-    async def __aenter__(self) -> PjPhone:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from tests.peers.common import (
     LOOPBACK,
@@ -318,7 +319,7 @@ class SippUas:
                 shutil.rmtree(self.workdir, ignore_errors=True)
         return self._result
 
-    async def __aenter__(self) -> SippUas:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -365,7 +366,7 @@ async def start_sipp_uas(
     args += list(extra_args)
     stderr_path = run_dir / "stderr.log"
     log.debug("sipp %s", " ".join(args))
-    with open(stderr_path, "wb") as stderr:
+    with stderr_path.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
             SIPP,
             *args,
@@ -454,3 +455,43 @@ def pcap_rtp_packets(path: str | os.PathLike[str]) -> list[PcapRtp]:
             )
         )
     return packets
+
+
+def write_rtp_pcap(
+    path: str | os.PathLike[str],
+    payloads: Sequence[bytes],
+    *,
+    payload_type: int = 0,
+    ptime_ms: int = 20,
+    ssrc: int = 0x436F736D,
+    sequence: int = 1000,
+    timestamp: int = 160_000,
+) -> Path:
+    """Write a classic pcap of Ethernet/IPv4/UDP/RTP frames, one per payload, ``ptime_ms`` apart.
+
+    SIPp's ``play_pcap_audio`` replays the RTP of such a file with its
+    recorded timing (the addresses in the frames are ignored), so a test can
+    send any audio it made, e.g. in-band DTMF.  Each payload advances the
+    RTP timestamp by its length (one byte per sample: G.711).
+    """
+    frames = []
+    for index, payload in enumerate(payloads):
+        rtp = struct.pack(
+            "!BBHII",
+            0x80,
+            (0x80 if index == 0 else 0) | payload_type,
+            (sequence + index) & 0xFFFF,
+            (timestamp + index * len(payload)) & 0xFFFFFFFF,
+            ssrc,
+        ) + payload
+        udp = struct.pack("!HHHH", 40000, 40000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), index & 0xFFFF, 0, 64, 17, 0,
+                         bytes((127, 0, 0, 1)), bytes((127, 0, 0, 1))) + udp
+        ethernet = bytes(12) + b"\x08\x00" + ip
+        micros = index * ptime_ms * 1000
+        frames.append(struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(ethernet), len(ethernet)))
+        frames.append(ethernet)
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    out = Path(path)
+    out.write_bytes(header + b"".join(frames))
+    return out
