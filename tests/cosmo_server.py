@@ -74,6 +74,22 @@ class CosmoProcess:
         assert status == 200, body
         return body  # type: ignore[no-any-return]
 
+    async def registrations(self, extension: str) -> list[dict[str, Any]]:
+        """The agent's current bindings, from ``GET /api/registrations``."""
+        status, body = await self.api("GET", f"/api/registrations?extension={extension}")
+        assert status == 200, body
+        return body["registrations"]  # type: ignore[no-any-return]
+
+    async def wait_registered(self, extension: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Until ``extension`` has ``count`` bindings (asked of Cosmo, not of the phone:
+        a phone may report its REGISTER's 200 before a test is listening)."""
+        deadline = time.monotonic() + timeout
+        while len(bindings := await self.registrations(extension)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{extension}: {len(bindings)} of {count} bindings after {timeout} s")
+            await asyncio.sleep(0.1)
+        return bindings
+
     async def wait_idle(self, timeout: float) -> dict[str, Any]:
         """Wait until no call, session or transaction is left; returns the last stats."""
         deadline = time.monotonic() + timeout

@@ -78,19 +78,6 @@ def assert_intact_and_in_order(pieces: list[XcorrPeak], *, step_s: float) -> Non
     assert all(abs(step - step_s) < 0.1 for step in steps), (steps, pieces)
 
 
-async def registered(server: CosmoProcess, extension: str, timeout: float = 10.0) -> None:
-    """Until ``extension`` has a binding.  Asked of Cosmo: baresip may report its
-    REGISTER_OK before the test's control connection is up."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        _, body = await server.api("GET", f"/api/registrations?extension={extension}")
-        if body["registrations"]:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{extension} not registered after {timeout} s")
-
-
 def recording(path: Path) -> tuple[np.ndarray, int]:
     wav = read_wav(path)
     return wav.mono(), wav.rate
@@ -205,7 +192,7 @@ async def test_pcmu_and_pcma_phones_hear_each_others_tone(tmp_path: Path) -> Non
     async with cosmo_server(tmp_path, agents_only) as server, \
             PjPhone(name="agent-1001", codecs=("PCMU",), workdir=tmp_path / "pj") as pj, \
             agent_baresip(server, tmp_path, tone_hz=1000, codecs=("PCMA",)) as bs:
-        await registered(server, "1002")
+        await server.wait_registered("1002")
         await pj.register("1001", "secret1001", f"sip:127.0.0.1:{server.sip_port}")
         call = await pj.call(f"sip:1002@127.0.0.1:{server.sip_port}")
         await pj.play_tone(440, call=call)

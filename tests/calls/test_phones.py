@@ -21,12 +21,6 @@ async def originate(server: CosmoProcess, target: str) -> asyncio.Future[tuple[i
     return asyncio.ensure_future(server.api("POST", "/api/calls", {"to": target}))
 
 
-async def registrations(server: CosmoProcess, extension: str) -> list[dict[str, Any]]:
-    status, body = await server.api("GET", f"/api/registrations?extension={extension}")
-    assert status == 200
-    return body["registrations"]  # type: ignore[no-any-return]
-
-
 def sha256_first(settings: dict[str, Any]) -> None:
     settings["sip"]["auth"]["algorithms"] = ["SHA-256", "MD5"]
 
@@ -37,7 +31,7 @@ async def test_pjsua2_registers_and_answers_a_call_from_cosmo(tmp_path: Path, tr
     async with cosmo_server(tmp_path, sha256_first) as server, \
             PjPhone(name="agent-1001", workdir=tmp_path / "pj") as phone:
         await phone.register("1001", "secret1001", f"sip:127.0.0.1:{server.sip_port}", transport=transport)
-        bindings = await registrations(server, "1001")
+        bindings = await server.registrations("1001")
         assert len(bindings) == 1 and bindings[0]["source"].startswith(f"{transport}:127.0.0.1:")
 
         placed = await originate(server, "1001")
@@ -56,7 +50,7 @@ async def test_pjsua2_registers_and_answers_a_call_from_cosmo(tmp_path: Path, tr
 
         # The phone un-registers: the binding is gone.
         await phone.unregister()
-        assert await registrations(server, "1001") == []
+        assert await server.registrations("1001") == []
 
 
 async def test_pjsua2_hangs_up_first(tmp_path: Path) -> None:
@@ -87,8 +81,7 @@ async def test_baresip_registers_and_answers_a_call_from_cosmo(tmp_path: Path) -
             workdir=tmp_path / "baresip",
         )
         async with phone:
-            await phone.wait_registered()
-            assert len(await registrations(server, "1001")) == 1
+            await server.wait_registered("1001")
             placed = await originate(server, "1001")
             await phone.wait_incoming_call()
             await phone.answer()
@@ -108,8 +101,7 @@ async def test_both_phones_ring_first_answer_wins(tmp_path: Path) -> None:
                          regint=300, workdir=tmp_path / "baresip")
         async with mobile:
             await desk.register("1001", "secret1001", f"sip:127.0.0.1:{server.sip_port}")
-            await mobile.wait_registered()
-            assert len(await registrations(server, "1001")) == 2
+            await server.wait_registered("1001", count=2)
             placed = await originate(server, "1001")
             await desk.wait_incoming_call(timeout=10)
             await mobile.wait_incoming_call()
