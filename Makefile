@@ -4,6 +4,9 @@
 #   make test    create .venv, install Cosmo with test extras and the Debian
 #                tools the tests drive (when root), run the whole test suite
 #   make check   validate the configuration (CONFIG=path to choose another)
+#   make phone   install the softphone extra (pjsua2, pyaudio; Debian's portaudio19-dev
+#                when root) and run `cosmo phone` as agent EXT (default 1001) against
+#                SERVER (default 127.0.0.1:5060); PHONE_ARGS adds options, e.g. --auto-answer
 #   make bench   run the benchmarks in bench/
 #   make prompts regenerate media/ (voice prompts, beep, hold music) with espeak-ng and sox
 #   make clean   remove the virtualenv, build output and caches (not var/)
@@ -29,7 +32,15 @@ DEBIAN_TEST_PACKAGES := sip-tester baresip espeak-ng sox postgresql
 
 BUILD_FILES := setup.py pyproject.toml
 
-.PHONY: help run serve test check bench clean distclean venv install install-test debian-test-deps prompts prompts-check
+# The agent softphone (`make phone`): pyaudio builds against PortAudio's headers.
+DEBIAN_PHONE_PACKAGES := portaudio19-dev
+EXT ?= 1001
+PASSWORD ?= secret$(EXT)
+SERVER ?= 127.0.0.1:5060
+PHONE_ARGS ?=
+
+.PHONY: help run serve test check bench clean distclean venv install install-test debian-test-deps prompts prompts-check \
+	phone install-phone debian-phone-deps
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -58,9 +69,16 @@ $(VENV)/.installed-test: $(BUILD_FILES) | $(PY)
 	$(PIP) install -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-phone: $(BUILD_FILES) | $(PY)
+	@$(MAKE) --no-print-directory debian-phone-deps
+	$(PIP) install -e '.[phone]'
+	@touch $@ $(VENV)/.installed
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+install-phone: $(VENV)/.installed-phone
 
 # Installs the missing packages when running as root (apt-get update only if
 # something is missing); otherwise, or if apt-get fails, says what is missing
@@ -82,6 +100,21 @@ debian-test-deps:
 	{ apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; } \
 		|| echo "warning: could not install$$missing; tests that need them cannot run"
 
+# Like debian-test-deps, for the softphone's build dependencies.
+debian-phone-deps:
+	@missing=""; \
+	for pkg in $(DEBIAN_PHONE_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: missing:$$missing (pyaudio cannot build without it: sudo apt-get install$$missing)"; exit 0; \
+	fi; \
+	echo "installing:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; } \
+		|| echo "warning: could not install$$missing; pyaudio cannot build"
+
 # --------------------------------------------------------------------- targets
 
 run: $(VENV)/.installed
@@ -94,6 +127,9 @@ test: $(VENV)/.installed-test debian-test-deps
 
 check: $(VENV)/.installed
 	$(VENV)/bin/cosmo check --config $(CONFIG)
+
+phone: $(VENV)/.installed-phone
+	$(VENV)/bin/cosmo phone --ext $(EXT) --password $(PASSWORD) --server $(SERVER) $(PHONE_ARGS)
 
 bench: $(VENV)/.installed
 	@shopt -s nullglob; scripts=(bench/*.py); \

@@ -48,8 +48,11 @@ setup(
             "sippy",
             "cryptography",
         ],
+        # The agent softphone, `cosmo phone` (cosmo/phone/).  pyaudio compiles
+        # against PortAudio: install Debian's portaudio19-dev first (`make phone`
+        # does when run as root).  Without this extra `cosmo phone` says so and exits 2.
         "phone": [
-            "pyaudio",
+            "pyaudio>=0.2.13",
             "pjsua2-python",
         ],
     },

@@ -1,4 +1,5 @@
-"""The ``cosmo`` command: ``cosmo serve`` runs a node, ``cosmo check`` validates its configuration.
+"""The ``cosmo`` command: ``cosmo serve`` runs a node, ``cosmo check`` validates its configuration,
+``cosmo phone`` runs an agent softphone (the optional ``phone`` extra).
 
 The configuration file is ``--config PATH``, else ``$COSMO_CONFIG``, else
 ``config/cosmo.yaml`` relative to the working directory.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import cosmo
+from cosmo import phone
 from cosmo.config import ConfigError, Settings, load_config
 
 __all__ = ["DEFAULT_CONFIG", "build_parser", "main", "serve", "setup_logging"]
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check_parser = commands.add_parser("check", help="validate the configuration and exit")
     check_parser.add_argument("--config", "-c", metavar="PATH", help=config_help)
+
+    phone.add_parser(commands)
     return parser
 
 
@@ -188,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_check(args)
     if args.command == "serve":
         return _cmd_serve(args)
+    if args.command == "phone":
+        return phone.run(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

@@ -86,7 +86,7 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 """A TCP/UDP port; 0 asks the operating system for a free one (used by tests)."""
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
-Proficiency = Annotated[int, Field(ge=1, le=10)]
+Proficiency = Annotated[int, Field(ge=1, le=5)]
 """Skill level: 1 (novice) to 10 (expert); on a queue, the minimum an agent needs."""
 
 
@@ -509,6 +509,13 @@ class RouteSettings(_Model):
 # --------------------------------------------------------------------------- agents, queues
 
 
+ChannelName = Literal["voice", "callback", "webcall", "email", "voicemail"]
+
+
+def _default_capacity() -> dict[ChannelName, int]:
+    return {"voice": 1, "callback": 1, "webcall": 1, "email": 3, "voicemail": 1}
+
+
 class AgentSettings(_Model):
     """An agent: the extension is the SIP user name of the agent's phone."""
 
@@ -518,6 +525,11 @@ class AgentSettings(_Model):
     name: str = Field(min_length=1, max_length=200)
     password: SecretStr
     skills: dict[Annotated[str, Field(pattern=_NAME_PATTERN)], Proficiency] = Field(default_factory=dict)
+    # Items held at once per channel (voice, callback, webcall, email, voicemail);
+    # a channel left out is never offered to the agent.
+    capacity: dict[ChannelName, Annotated[int, Field(ge=0, le=50)]] = Field(default_factory=_default_capacity)
+    # Channels combined (an e-mail while on a call); off: one channel at a time.
+    mixed: bool = False
 
     @field_validator("extension")
     @classmethod
@@ -541,13 +553,64 @@ class ServiceLevel(_Model):
     seconds: int = Field(default=20, ge=1)
 
 
+_OVERFLOW_TARGET = r"^(queue|voicemail|number):[^\s]+$"
+
+
+class RelaxationSettings(_Model):
+    """After ``after_s`` of waiting: accept lower skill levels, drop skills, or overflow."""
+
+    after_s: float = Field(gt=0)
+    min_level: int | None = Field(default=None, ge=1, le=5)
+    drop_skills: list[str] = Field(default_factory=list)
+    overflow_to: str | None = None
+
+
 class QueueSettings(_Model):
-    """A queue: the skills (with minimum level) an agent needs to take its work."""
+    """A queue: the skills (with minimum level) an agent needs to take its work, and its rules."""
 
     name: Name = Field(pattern=_NAME_PATTERN)
     skills: dict[Annotated[str, Field(pattern=_NAME_PATTERN)], Proficiency] = Field(default_factory=dict)
     service_level: ServiceLevel = Field(default_factory=ServiceLevel)
     wrap_up_s: int = Field(default=10, ge=0)
+    # How long an agent's phones ring before the call goes back to its place
+    # in the queue and the agent is set not ready (``no-answer``).
+    ring_timeout_s: float = Field(default=20, gt=0, le=600)
+    strategy: Literal["longest-idle", "most-skilled", "least-occupied", "round-robin"] = "longest-idle"
+    relaxation: list[RelaxationSettings] = Field(default_factory=list)
+    # Waiting longer than max_wait_s, or arriving while no agent of the queue is
+    # logged in, sends the item to "queue:<name>", "voicemail:<box>" or "number:<number>".
+    max_wait_s: float | None = Field(default=None, gt=0)
+    max_wait_target: Annotated[str, Field(pattern=_OVERFLOW_TARGET)] | None = None
+    no_agents_target: Annotated[str, Field(pattern=_OVERFLOW_TARGET)] | None = None
+    # Priority points gained per minute of waiting (0: none).
+    aging_per_minute: float = Field(default=0, ge=0)
+    # Callers hear their position and estimated wait this often (null: never).
+    announce_interval_s: float | None = Field(default=60, ge=10)
+    # Record calls of this queue (stereo WAV: caller left, agent right),
+    # after the named prompt when one is given.
+    record: bool = False
+    record_announcement: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (self.max_wait_s is None) != (self.max_wait_target is None):
+            raise PydanticCustomError("cosmo_config", "max_wait_s and max_wait_target go together", {})
+        return self
+
+
+class AcdSettings(_Model):
+    """Agent reason codes for not ready, and the one RONA uses."""
+
+    reasons: list[Annotated[str, Field(pattern=_NAME_PATTERN)]] = Field(
+        default_factory=lambda: ["break", "lunch", "training", "meeting", "after-call", "no-answer"]
+    )
+    no_answer_reason: str = "no-answer"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.no_answer_reason not in self.reasons:
+            raise PydanticCustomError("cosmo_config", "no_answer_reason must be one of reasons", {})
+        return self
 
 
 # --------------------------------------------------------------------------- root
@@ -587,6 +650,7 @@ class Settings(_Model):
     routes: list[RouteSettings] = Field(default_factory=list)
     agents: list[AgentSettings] = Field(default_factory=list)
     queues: list[QueueSettings] = Field(default_factory=list)
+    acd: AcdSettings = Field(default_factory=AcdSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -621,6 +685,15 @@ class Settings(_Model):
 
         trunks = {t.name: t for t in self.trunks}
         queues = {q.name for q in self.queues}
+        for index, queue in enumerate(self.queues):
+            for field_name in ("max_wait_target", "no_agents_target"):
+                target = getattr(queue, field_name)
+                if target and target.startswith("queue:") and target[6:] not in queues:
+                    problems.append(_problem(("queues", index, field_name), f"unknown queue {target[6:]!r}", target))
+            for step_index, step in enumerate(queue.relaxation):
+                if step.overflow_to is not None and step.overflow_to not in queues:
+                    problems.append(_problem(("queues", index, "relaxation", step_index, "overflow_to"),
+                                             f"unknown queue {step.overflow_to!r}", step.overflow_to))
         for number, target in self.numbers.items():
             if target.trunk is not None and target.trunk not in trunks:
                 problems.append(_problem(("numbers", number, "trunk"), f"unknown trunk {target.trunk!r}", target.trunk))

@@ -16,9 +16,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cosmo.acd.service import AcdService
 from cosmo.calls.call import CallRecord
 from cosmo.calls.manager import CallManager
 from cosmo.calls.media import CallMedia
+from cosmo.calls.queueing import VoiceQueue
 from cosmo.calls.service import TelephonyService
 from cosmo.calls.trunks import ProviderRegistration, TrunkDirectory
 from cosmo.config import Settings, default_database_url
@@ -35,6 +37,7 @@ from cosmo.sip.registrar import (
     Registrar,
     RegistrarPolicy,
     RegistrarService,
+    aor_for,
 )
 from cosmo.sip.stack import SipStack
 from cosmo.sip.transaction import Timers
@@ -43,6 +46,7 @@ from cosmo.sip.useragent import UserAgent
 from cosmo.store import repositories as repo
 from cosmo.store.batch import BatchWriter
 from cosmo.store.db import Database
+from cosmo.web.acd_api import add_acd_routes
 from cosmo.web.api import add_telephony_routes, bearer_auth
 from cosmo.web.app import HttpServer, create_app
 
@@ -193,6 +197,12 @@ class CosmoServer:
             throttle=self.throttle,
             challenger=self.challenger,
         )
+        self.acd = AcdService(
+            settings, self.database, self.bus,
+            is_registered=lambda extension: bool(self.location.bindings(aor_for(extension))),
+        )
+        self.voice_queue = VoiceQueue(self.calls, self.acd, settings)
+        self.calls.on_local_call = self.voice_queue.number_call
         self.provider_registrations: list[ProviderRegistration] = []
         self.http: HttpServer | None = None
         self.sip_addresses: list[Address] = []
@@ -218,6 +228,7 @@ class CosmoServer:
         await repo.AgentRepository(self.database).sync_from_config(settings.agents, settings.sip.domain)
         loaded = await self.location.load()
         await self.cdr_writer.start()
+        await self.acd.start()
         for listener in settings.sip.listen:
             ssl_context = None
             if listener.transport in ("tls", "wss"):
@@ -257,6 +268,7 @@ class CosmoServer:
         app = create_app(node_name=settings.node_name)
         app.middlewares.append(bearer_auth([t.get_secret_value() for t in settings.api.tokens]))
         add_telephony_routes(app, TelephonyService(self.calls, self.location, self.stack, self.ua))
+        add_acd_routes(app, self.acd)
         self.http = HttpServer(app, settings.http.host, settings.http.port)
         await self.http.start()
         log.info("Cosmo %s ready", settings.node_name)
@@ -275,6 +287,7 @@ class CosmoServer:
             self.registrar = None
         await self.stack.close()
         self.media_engine.close()
+        await self.acd.close()
         await self.cdr_writer.close()
         await self.database.close()
 

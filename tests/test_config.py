@@ -344,7 +344,7 @@ ERROR_CASES = [
     ),
     pytest.param(
         "agents:\n  - extension: '1001'\n    name: A\n    password: pw\n    skills: {support: 11}\n",
-        ["c.yaml:5: agents[0].skills.support: Input should be less than or equal to 10"],
+        ["c.yaml:5: agents[0].skills.support: Input should be less than or equal to 5"],
         id="skill-range",
     ),
     pytest.param(

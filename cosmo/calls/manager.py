@@ -131,6 +131,12 @@ class CallManager:
         now = time.time()  # the authenticator's clock: nonces outlive a restart
         trunk = self.trunks.by_source(source.host)
         agent: str | None = None
+        if trunk is not None and _user_of(request.headers.get("From")) in self.agent_extensions and (
+            request.headers.get("Authorization") is not None or _dialled(request.uri) not in self.settings.numbers
+        ):
+            # An agent's phone on a trusted trunk network (the demo runs on one
+            # machine) calling an extension or out: it authenticates as the agent.
+            trunk = None
         if trunk is None:
             identity = self._authenticate(session, source, now)
             if identity is None:
@@ -383,6 +389,24 @@ class CallManager:
         ender, other = (a_leg, b_leg) if a_leg.state == SessionState.TERMINATED else (b_leg, a_leg)
         await other.bye(ender.end_reason or "hangup")
         self._ended(call, ender.end_reason or "hangup", _ender(ender, "caller" if ender is a_leg else "callee"), 200)
+
+    async def bridge_answered(self, call: Call, a_leg: InviteSession, b_leg: InviteSession,
+                              role: LegRole, target: str) -> InviteSession:
+        """Bridge an answered caller to a just-answered leg (an agent from a queue, an
+        overflow number), wait for either to hang up, hang up the other; returns the
+        leg that ended first and ends the call."""
+        call.legs.append(Leg(role, b_leg, target))
+        b_leg.data["call_id"] = call.id
+        self.media.apply_answer(b_leg, b_leg.remote_sdp)
+        self._wire_leg(call, b_leg)
+        self._partners[id(a_leg)] = b_leg
+        self._partners[id(b_leg)] = a_leg
+        self.media.bridge(a_leg, b_leg)
+        await _first_to_end(a_leg, b_leg)
+        ender, other = (a_leg, b_leg) if a_leg.state == SessionState.TERMINATED else (b_leg, a_leg)
+        await other.bye(ender.end_reason or "hangup")
+        self._ended(call, ender.end_reason or "hangup", _ender(ender, "caller" if ender is a_leg else "callee"), 200)
+        return ender
 
     # ---- per-leg media wiring ---------------------------------------------------
     def _wire_leg(self, call: Call, session: InviteSession) -> None:

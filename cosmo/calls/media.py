@@ -18,6 +18,7 @@ time while not on hold (dead-call detection).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class LegMedia:
     relay: Relay | None = None
     holding: bool = False  # the peer put us on hold
     stats_extra: dict[str, object] = field(default_factory=dict)
+    recorders: list[Recorder] = field(default_factory=list)
 
 
 class CallMedia:
@@ -80,6 +82,7 @@ class CallMedia:
         self.legs: dict[LegKey, LegMedia] = {}
         self._by_call: dict[str, list[LegKey]] = {}
         self._version = 1
+        self._closing: set[asyncio.Future[Path]] = set()
 
     # ---- offer/answer --------------------------------------------------------
     async def _leg(self, call: Call, key: LegKey) -> LegMedia:
@@ -217,7 +220,16 @@ class CallMedia:
         if media_a is None:
             return None
         media_b = self.legs.get(agent) if agent is not None else None
-        return self.engine.record(path, media_a.rtp, media_b.rtp if media_b else None)
+        recorder = self.engine.record(path, media_a.rtp, media_b.rtp if media_b else None)
+        media_a.recorders.append(recorder)
+        return recorder
+
+    async def stop_recording(self, recorder: Recorder) -> Path:
+        """Finish a recording before its leg ends (the WAV is complete on return)."""
+        for media in self.legs.values():
+            if recorder in media.recorders:
+                media.recorders.remove(recorder)
+        return await recorder.close()
 
     def statistics(self, key: LegKey) -> dict[str, object]:
         """What the leg's RTP session counted (for the call record)."""
@@ -244,6 +256,10 @@ class CallMedia:
             media.player.stop("released")
         if media.relay is not None:
             media.relay.stop()
+        for recorder in media.recorders:  # finish the WAV (header sizes) in the background
+            task = asyncio.ensure_future(recorder.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         media.rtp.close()
 
     def release(self, call: Call) -> None:

@@ -163,3 +163,32 @@ class EventLogEntry(Base):
     ts: Mapped[datetime]
     type: Mapped[str] = mapped_column(String(64), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AgentStateRow(Base):
+    """An agent's ACD state as last stored (``cosmo.acd.AgentSnapshot`` data): restored at start."""
+
+    __tablename__ = "agent_states"
+
+    extension: Mapped[str] = mapped_column(String(32), primary_key=True)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WorkItemRow(Base):
+    """A queued work item of a durable channel (e-mail, callback, voicemail), kept until done."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (Index(None, "enqueued_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer)
+    skills: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # POSIX time the item joined the queue (a callback keeps the caller's).
+    enqueued_at: Mapped[float] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The agent working on it, once accepted; restored to that agent.
+    agent: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,13 +14,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from cosmo.store.db import Database
 from cosmo.store.errors import UnsupportedAlgorithm
-from cosmo.store.models import Agent, Cdr, EventLogEntry, Registration, utcnow
+from cosmo.store.models import (
+    Agent,
+    AgentStateRow,
+    Cdr,
+    EventLogEntry,
+    Registration,
+    WorkItemRow,
+    utcnow,
+)
 
 __all__ = [
     "AgentCredentials",
@@ -539,3 +547,71 @@ class EventLogRepository:
         async with self._db.session() as session:
             rows = await session.scalars(query)
             return [LoggedEvent(row.ts, row.type, dict(row.payload), row.id) for row in rows]
+
+
+# --------------------------------------------------------------------------- ACD
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """A durable work item as stored (see ``cosmo.acd.WorkItem``)."""
+
+    id: str
+    channel: str
+    queue: str
+    priority: int
+    skills: Mapping[str, int]
+    enqueued_at: float
+    data: Mapping[str, Any]
+    agent: str | None = None
+
+
+class AcdRepository:
+    """Agent states and durable work items: what the ACD restores after a restart."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def agent_states(self) -> dict[str, dict[str, Any]]:
+        """Every stored agent snapshot by extension."""
+        async with self._db.session() as session:
+            rows = await session.scalars(select(AgentStateRow))
+            return {row.extension: dict(row.snapshot) for row in rows}
+
+    async def save_agent_states(self, snapshots: Sequence[Mapping[str, Any]]) -> None:
+        """Store the snapshots (each with its ``extension``), replacing older ones."""
+        if not snapshots:
+            return
+        async with self._db.session() as session:
+            for snapshot in snapshots:
+                await session.merge(
+                    AgentStateRow(extension=str(snapshot["extension"]), snapshot=dict(snapshot), updated_at=utcnow())
+                )
+
+    async def items(self) -> list[StoredItem]:
+        """Stored items in queue order (enqueue time, then id)."""
+        async with self._db.session() as session:
+            rows = await session.scalars(select(WorkItemRow).order_by(WorkItemRow.enqueued_at, WorkItemRow.id))
+            return [
+                StoredItem(row.id, row.channel, row.queue, row.priority, dict(row.skills), row.enqueued_at,
+                           dict(row.data), row.agent)
+                for row in rows
+            ]
+
+    async def add_item(self, item: StoredItem) -> None:
+        """Store a new item (before it is queued: a crash after this loses nothing)."""
+        async with self._db.session() as session:
+            session.add(WorkItemRow(
+                id=item.id, channel=item.channel, queue=item.queue, priority=item.priority,
+                skills=dict(item.skills), enqueued_at=item.enqueued_at, data=dict(item.data), agent=item.agent,
+            ))
+
+    async def update_item(self, item_id: str, **values: Any) -> None:
+        """Change an item's ``queue`` or ``agent``."""
+        async with self._db.session() as session:
+            await session.execute(update(WorkItemRow).where(WorkItemRow.id == item_id).values(**values))
+
+    async def remove_item(self, item_id: str) -> None:
+        """Forget a finished, removed or delivered item."""
+        async with self._db.session() as session:
+            await session.execute(delete(WorkItemRow).where(WorkItemRow.id == item_id))

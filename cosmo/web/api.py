@@ -59,7 +59,7 @@ def bearer_auth(tokens: Sequence[str]) -> Middleware:
     return middleware
 
 
-async def _json_body(request: web.Request) -> dict[str, object]:
+async def json_object_body(request: web.Request) -> dict[str, object]:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -78,7 +78,7 @@ async def list_calls(request: web.Request) -> web.Response:
 
 async def create_call(request: web.Request) -> web.Response:
     """``POST /api/calls`` with ``{"to": "1001" | "+15550123", "caller": "..."}``: place a call."""
-    body = await _json_body(request)
+    body = await json_object_body(request)
     target = body.get("to")
     caller = body.get("caller", "cosmo")
     if not isinstance(target, str) or not target.strip():

@@ -94,7 +94,7 @@ async def test_start_creates_data_dir_and_migrates(tmp_path: Path) -> None:
     await db.start()  # idempotent
     try:
         assert path.exists()
-        assert await db.revision() == "0001_initial"
+        assert await db.revision() == "0002_acd"
         async with db.engine.connect() as connection:
             assert (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
             assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1

@@ -1,0 +1,108 @@
+"""The universal queue: work items of every channel, agents, skills, the router, estimates.
+
+Channel-agnostic and sans-I/O: the core reads no clock and starts no task.
+The owner feeds it calls with ``now``, acts on the events each call returns,
+and re-arms one timer for :meth:`Router.next_deadline`.
+"""
+
+from cosmo.acd.agents import TRANSITIONS, Actor, AgentSnapshot, AgentStateMachine
+from cosmo.acd.clocked import ClockedRouter, Scheduler
+from cosmo.acd.errors import (
+    AcdConfigError,
+    AcdError,
+    AgentStateError,
+    RoutingError,
+    UnknownAgentError,
+    UnknownItemError,
+    UnknownQueueError,
+    UnknownReasonError,
+)
+from cosmo.acd.estimator import (
+    AcdStatistics,
+    QueueStatistics,
+    erlang_c,
+    erlang_c_wait,
+    queue_length_wait,
+)
+from cosmo.acd.events import (
+    AcdEvent,
+    AgentStateChanged,
+    ItemAssigned,
+    ItemCompleted,
+    ItemOffered,
+    ItemOverflowed,
+    ItemQueued,
+    ItemRelaxed,
+    ItemRemoved,
+    OfferWithdrawn,
+    OverflowReason,
+    WithdrawReason,
+)
+from cosmo.acd.model import (
+    DEFAULT_CAPACITY,
+    DEFAULT_REASONS,
+    NO_ANSWER,
+    Agent,
+    AgentState,
+    Channel,
+    ItemState,
+    OverflowKind,
+    OverflowTarget,
+    QueueSpec,
+    RelaxationStep,
+    ServiceLevelTarget,
+    Strategy,
+    WorkItem,
+)
+from cosmo.acd.router import AgentStatus, QueueStatus, Router
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "DEFAULT_REASONS",
+    "NO_ANSWER",
+    "TRANSITIONS",
+    "AcdConfigError",
+    "AcdError",
+    "AcdEvent",
+    "AcdStatistics",
+    "Actor",
+    "Agent",
+    "AgentSnapshot",
+    "AgentState",
+    "AgentStateChanged",
+    "AgentStateError",
+    "AgentStateMachine",
+    "AgentStatus",
+    "Channel",
+    "ClockedRouter",
+    "ItemAssigned",
+    "ItemCompleted",
+    "ItemOffered",
+    "ItemOverflowed",
+    "ItemQueued",
+    "ItemRelaxed",
+    "ItemRemoved",
+    "ItemState",
+    "OfferWithdrawn",
+    "OverflowKind",
+    "OverflowReason",
+    "OverflowTarget",
+    "QueueSpec",
+    "QueueStatistics",
+    "QueueStatus",
+    "RelaxationStep",
+    "Router",
+    "RoutingError",
+    "Scheduler",
+    "ServiceLevelTarget",
+    "Strategy",
+    "UnknownAgentError",
+    "UnknownItemError",
+    "UnknownQueueError",
+    "UnknownReasonError",
+    "WithdrawReason",
+    "WorkItem",
+    "erlang_c",
+    "erlang_c_wait",
+    "queue_length_wait",
+]
