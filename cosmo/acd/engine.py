@@ -215,7 +215,10 @@ class RouterEngine:
             start = item.queued_at if item.queued_at is not None else now
             steps = spec.relaxation
             step_at = start + steps[item.step].after_s if item.step < len(steps) else math.inf
-            wait_at = start + spec.max_wait_s if spec.max_wait_s is not None else math.inf
+            wait_at = math.inf
+            if spec.max_wait_s is not None and spec.max_wait_target is not None \
+                    and spec.max_wait_target.takes(item.channel):
+                wait_at = start + spec.max_wait_s
             at = min(step_at, wait_at)
             if at > now:
                 if at != math.inf:
@@ -244,7 +247,7 @@ class RouterEngine:
             q = self._queues[name]
             item.queue, item.queued_at, item.step = name, at, 0
             target = q.spec.no_agents_target
-            if target is None or q.staffed:
+            if target is None or q.staffed or not target.takes(item.channel):
                 return True
             out.append(
                 ItemOverflowed(
@@ -284,7 +287,8 @@ class RouterEngine:
         target = q.spec.no_agents_target
         if target is None:
             return
-        slots = sorted((s for cls in q.classes.values() for s in cls.slots()), key=ItemSlot.order_key)
+        slots = sorted((s for cls in q.classes.values() for s in cls.slots() if target.takes(s.item.channel)),
+                       key=ItemSlot.order_key)
         for slot in slots:
             self._unplace(slot)
             self._timers.cancel(slot.timer)

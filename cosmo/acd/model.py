@@ -73,8 +73,15 @@ class Channel(enum.StrEnum):
         """True for channels that hold the agent's headset: voice, callback, web call."""
         return self in _REALTIME
 
+    @property
+    def on_the_line(self) -> bool:
+        """True when a person waits on the line (voice, web call): only they can be sent to a
+        voicemail box or a number; a callback, an e-mail or a voicemail waits for an agent."""
+        return self in _ON_THE_LINE
+
 
 _REALTIME = frozenset({Channel.VOICE, Channel.CALLBACK, Channel.WEBCALL})
+_ON_THE_LINE = frozenset({Channel.VOICE, Channel.WEBCALL})
 
 DEFAULT_CAPACITY: Mapping[Channel, int] = {Channel.VOICE: 1, Channel.CALLBACK: 1, Channel.WEBCALL: 1}
 """An agent's capacity when none is configured: one real-time item, no deferred work."""
@@ -157,6 +164,12 @@ class OverflowTarget:
             choices = ", ".join(k.value for k in OverflowKind)
             raise AcdConfigError(f"overflow target {text!r}: expected KIND:DESTINATION with KIND one of {choices}")
         return cls(OverflowKind(kind), destination)
+
+    def takes(self, channel: Channel) -> bool:
+        """Whether an item of ``channel`` can go here: any item to a queue, only a caller on
+        the line to a voicemail box or a number (a stored voicemail sent to voicemail would
+        be lost)."""
+        return self.kind is OverflowKind.QUEUE or channel.on_the_line
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.destination}"

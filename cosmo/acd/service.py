@@ -395,6 +395,23 @@ class AcdService:
             if item.channel in DURABLE_CHANNELS:
                 self._write(lambda: self.repository.remove_item(event.item_id))
 
+    async def flush(self) -> None:
+        """Wait until every store write queued so far is done.
+
+        The API calls it before answering a state change, so an agent state it
+        reported survives a crash (``kill -9``) right after the answer.
+        """
+        if self._writer is None or self._writer.done():
+            return
+        written = asyncio.get_running_loop().create_future()
+
+        async def mark() -> None:
+            if not written.done():
+                written.set_result(None)
+
+        self._writes.put_nowait(mark)
+        await written
+
     def _write(self, write: Callable[[], Any]) -> None:
         self._writes.put_nowait(write)
 

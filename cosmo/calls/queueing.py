@@ -62,6 +62,10 @@ class _Waiting:
     queue: QueueSettings
     ringing: dict[str, asyncio.Event] = field(default_factory=dict)
     connected: bool = False
+    # Set with the outcome: the answered agent leg, or where an overflow sends the caller.
+    agent_leg: InviteSession | None = None
+    agent: str | None = None
+    overflow_to: OverflowTarget | None = None
     outcome: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     announcer: asyncio.Task[None] | None = None
 
@@ -103,7 +107,10 @@ class VoiceQueue:
         priority: int = 0,
         skills: dict[str, int] | None = None,
     ) -> str:
-        """Queue an answered caller until an agent takes the call or the caller leaves.
+        """Queue an answered caller until an agent takes the call or the caller leaves,
+        then stay with the caller: the bridge to the agent, or the overflow (a number,
+        voicemail), until the caller's session ends.  The caller's session is owned by
+        this one task from start to end, so the caller is hung up only when it returns.
 
         Returns the outcome: ``answered``, ``abandoned``, ``overflow`` or ``failed``.
         """
@@ -140,7 +147,6 @@ class VoiceQueue:
                 self.acd.abandon(item.id)
             elif not waiting.connected:
                 call.data["queue_wait_s"] = round(time.time() - queued_at, 1)
-            return waiting.outcome.result()
         finally:
             hangup.cancel()
             if waiting.announcer is not None:
@@ -149,6 +155,15 @@ class VoiceQueue:
                 cancel.set()
             self._waiting.pop(item.id, None)
             call.data["queue_outcome"] = waiting.outcome.result() if waiting.outcome.done() else "failed"
+        outcome = waiting.outcome.result()
+        if outcome == "answered":
+            await self._connect(waiting)
+        elif outcome == "overflow" and waiting.overflow_to is not None:
+            if waiting.overflow_to.kind is OverflowKind.NUMBER:
+                await self._to_number(waiting, waiting.overflow_to.destination)
+            else:
+                await self._voicemail(waiting, waiting.overflow_to.destination)
+        return outcome
 
     # ---- the ACD's channel interface -------------------------------------------------------
     def offer(self, item: WorkItem, extension: str) -> None:
@@ -172,13 +187,10 @@ class VoiceQueue:
             return
         log.info("call %s: overflow to %s:%s (%s)", item.id, target.kind, target.destination, reason)
         waiting.call.data["overflow"] = f"{target.kind}:{target.destination}"
-        waiting.finish("overflow")
+        waiting.overflow_to = target
+        waiting.finish("overflow")  # queue_call takes the caller there
         if waiting.announcer is not None:
             waiting.announcer.cancel()
-        if target.kind is OverflowKind.NUMBER:
-            self.manager._spawn(self._to_number(waiting, target.destination), f"overflow-{item.id}")
-        else:
-            self.manager._spawn(self._voicemail(waiting, target.destination), f"voicemail-{item.id}")
 
     # ---- ringing and bridging ------------------------------------------------------------------
     async def _ring(self, waiting: _Waiting, extension: str, cancel: asyncio.Event) -> None:
@@ -201,18 +213,24 @@ class VoiceQueue:
             self.media.release_leg(agent_leg)
             return
         waiting.connected = True
+        waiting.agent_leg, waiting.agent = agent_leg, extension
         call.data["agent"] = extension
         call.data["queue_wait_s"] = round(time.time() - (item.enqueued_at or time.time()), 1)
-        waiting.finish("answered")
+        waiting.finish("answered")  # queue_call bridges the caller to agent_leg
         if waiting.announcer is not None:
             waiting.announcer.cancel()
+
+    async def _connect(self, waiting: _Waiting) -> None:
+        """Bridge the caller to the agent who answered until either hangs up; then wrap-up."""
+        call, agent_leg, extension = waiting.call, waiting.agent_leg, waiting.agent
+        assert agent_leg is not None and extension is not None
         self.media.stop_playing(waiting.session, "answered")
         try:
             if waiting.queue.record:
                 self._start_recording(call, waiting.session, agent_leg)
             await self.manager.bridge_answered(call, waiting.session, agent_leg, LegRole.AGENT, extension)
         finally:
-            self.acd.done(item.id)
+            self.acd.done(waiting.item.id)
 
     def _start_recording(self, call: Call, caller: InviteSession, agent: InviteSession) -> None:
         day = datetime.now(UTC)

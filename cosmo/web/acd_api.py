@@ -33,6 +33,8 @@ class AcdApi(Protocol):
 
     def set_agent_state(self, extension: str, state: str, reason: str | None = None) -> object: ...
 
+    async def flush(self) -> None: ...
+
 
 ACD = web.AppKey("acd", AcdApi)
 
@@ -72,9 +74,10 @@ async def set_agent_state(request: web.Request) -> web.Response:
     acd = request.app[ACD]
     try:
         acd.set_agent_state(extension, str(state), reason)
-        return web.json_response(acd.agent_view(extension))
     except AcdError as exc:
         return _acd_error(exc)
+    await acd.flush()  # the state answered is the state stored
+    return web.json_response(acd.agent_view(extension))
 
 
 async def list_items(request: web.Request) -> web.Response:

@@ -465,6 +465,26 @@ def test_no_agents_rule_at_arrival_and_when_the_last_agent_leaves() -> None:
     assert router.item("y").queue == "general"
 
 
+@pytest.mark.parametrize("target", ["voicemail:support", "number:+15550199"])
+def test_items_without_a_caller_on_the_line_stay_when_calls_go_to_voicemail_or_a_number(target: str) -> None:
+    """A stored voicemail, an e-mail or a callback cannot leave a message or be transferred:
+    the no-agents and max-wait rules that send callers there leave them waiting."""
+    spec = QueueSpec("support", skills={"support": 1}, max_wait_s=60.0,
+                     max_wait_target=OverflowTarget.parse(target), no_agents_target=OverflowTarget.parse(target))
+    router = make([spec], [Agent("1001", skills={"support": 2}, capacity={V: 1, E: 1})])
+    for name, channel in (("vm", Channel.VOICEMAIL), ("mail", E), ("cb", CB)):
+        events = router.add_item(item(name, channel=channel), 0.0)
+        assert [type(e) for e in events] == [ItemQueued], events
+    call_events = router.add_item(item("call"), 0.0)
+    assert [type(e) for e in call_events] == [ItemQueued, ItemOverflowed]  # a caller goes there at once
+    router.set_agent_state("1001", NR, 1.0, "break")
+    assert router.next_deadline() is None  # no max-wait timer for items that cannot go
+    assert router.handle_timer(100.0) == []
+    events = router.set_agent_state("1001", LO, 101.0)
+    assert not [e for e in events if isinstance(e, ItemOverflowed)], events
+    assert [i.id for i in router.waiting("support")] == ["vm", "mail", "cb"]
+
+
 # --------------------------------------------------------------------------- restore and configuration
 
 
