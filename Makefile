@@ -132,9 +132,7 @@ phone: $(VENV)/.installed-phone
 	$(VENV)/bin/cosmo phone --ext $(EXT) --password $(PASSWORD) --server $(SERVER) $(PHONE_ARGS)
 
 bench: $(VENV)/.installed
-	@shopt -s nullglob; scripts=(bench/*.py); \
-	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks in bench/"; exit 0; fi; \
-	for script in "$${scripts[@]}"; do \
+	@for script in bench/sip_cps.py bench/media_calls.py bench/routing.py; do \
 		echo "== $$script"; $(PY) "$$script" || exit $$?; \
 	done
 

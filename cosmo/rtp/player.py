@@ -22,6 +22,9 @@ class FrameSource(Protocol):
 
     def next_frame(self) -> bytes | None: ...
 
+    @property
+    def finished(self) -> bool: ...
+
 
 class Player:
     """See the module docstring."""
@@ -64,3 +67,7 @@ class Player:
             return
         session.send_audio(frame, len(frame))
         self.frames_sent += 1
+        if self.source.finished:
+            # End on the tick of the last frame, so that what plays next starts on the
+            # following tick: no 20 ms hole between a prompt and the music after it.
+            self.stop("finished")

@@ -44,17 +44,23 @@ class Relay:
 
     def _from_a(self, payload: bytes, _pt: int, _ts: int) -> None:
         if self.to_b:
-            _forward(self.a, self.b, payload)
+            a, b = self.a, self.b
+            if a.codec == b.codec:  # the common case: straight into b's stream
+                b._send(b.payload_type, payload, len(payload))
+            else:
+                _transcoded(a, b, payload)
 
     def _from_b(self, payload: bytes, _pt: int, _ts: int) -> None:
         if self.to_a:
-            _forward(self.b, self.a, payload)
+            a, b = self.a, self.b
+            if a.codec == b.codec:
+                a._send(a.payload_type, payload, len(payload))
+            else:
+                _transcoded(b, a, payload)
 
 
-def _forward(source: RtpSession, target: RtpSession, payload: bytes) -> None:
-    if source.codec != target.codec:
-        transcode = _TRANSCODE.get((source.codec, target.codec))
-        if transcode is None:
-            return
+def _transcoded(source: RtpSession, target: RtpSession, payload: bytes) -> None:
+    transcode = _TRANSCODE.get((source.codec, target.codec))
+    if transcode is not None:
         payload = transcode(payload)
-    target.send_audio(payload, len(payload))
+        target.send_audio(payload, len(payload))

@@ -45,13 +45,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .dtmf import DtmfDigit, Rfc4733Receiver
-from .errors import RtpParseError
+from .errors import RtpParseError, RtpUsageError
 from .inband import InbandDtmfListener
-from .packet import is_rtcp, pack_header, peek
+from .packet import HEADER, pack_header, peek
 from .reports import RtcpReporter, SenderCounts
 from .rtcp import ReceptionStats
 
 log = logging.getLogger(__name__)
+
+# The per-packet paths below run 50 times a second per stream: module-level
+# aliases save an attribute lookup each, and the header is packed straight from
+# the struct (payload types are checked once, in configure()).
+_pack_header = HEADER.pack
+_unpack_header = HEADER.unpack_from
+_monotonic = time.monotonic
 
 AudioSink = Callable[[bytes, int, int], None]  # (payload, payload type, rtp timestamp)
 DtmfSink = Callable[[DtmfDigit], None]
@@ -184,6 +191,9 @@ class RtpSession(asyncio.DatagramProtocol):
         the RTP port + 1 (RFC 3550 §11).  A held address (``0.0.0.0``, port
         0) gets no RTCP.
         """
+        for pt in (payload_type, event_payload_type):
+            if pt is not None and not 0 <= pt <= 127:
+                raise RtpUsageError(f"RTP payload type {pt} is not in 0..127")
         new_remote = (remote_host, remote_port)
         moved = new_remote != self.remote
         if moved:
@@ -243,45 +253,59 @@ class RtpSession(asyncio.DatagramProtocol):
         return self._ts
 
     def _send(self, payload_type: int, payload: bytes, samples: int) -> None:
-        if self.sends and self.transport is not None and self.remote is not None:
-            marker = self._marker_next
-            self._marker_next = False
-            data = pack_header(payload_type, self._seq, self._ts, self.ssrc, marker) + payload
-            self._seq = (self._seq + 1) & 0xFFFF
-            self.transport.sendto(data, self.remote)
+        remote = self.remote
+        transport = self.transport
+        ts = self._ts
+        if self.sends and transport is not None and remote is not None:
+            seq = self._seq
+            if self._marker_next:
+                self._marker_next = False
+                payload_type |= 0x80
+            data = _pack_header(0x80, payload_type, seq, ts, self.ssrc) + payload
+            self._seq = (seq + 1) & 0xFFFF
+            transport.sendto(data, remote)
             stats = self.stats
             stats.packets_out += 1
             stats.bytes_out += len(data)
             stats.payload_bytes_out += len(payload)
-        self._ts = (self._ts + samples) & 0xFFFFFFFF
+        self._ts = (ts + samples) & 0xFFFFFFFF
 
     # ---- receiving ---------------------------------------------------------
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         stats = self.stats
-        if is_rtcp(data):  # RFC 5761 muxed RTCP
-            self.rtcp_received(data, addr, latch=False)
-            return
-        header = peek(data)
-        if header is None:
+        if len(data) < 12:
             stats.count_bad("malformed")
             return
-        pt, _marker, seq, ts, ssrc, header_len = header
+        first, second, seq, ts, ssrc = _unpack_header(data)
+        pt = second & 0x7F
+        if 64 <= pt <= 95:  # RFC 5761 muxed RTCP
+            self.rtcp_received(data, addr, latch=False)
+            return
+        if first == 0x80:  # the common case: no CSRC, no extension, no padding
+            header_len = 12
+        else:
+            header = peek(data)
+            if header is None:
+                stats.count_bad("malformed")
+                return
+            header_len = header[5]
+        remote = self.remote
         if not self._latched:
             # RFC 4961 symmetric RTP: answer to where the peer really is.
             self.remote = (addr[0], addr[1])
             self._latched = True
-        elif addr[0] != self.remote[0] or addr[1] != self.remote[1]:  # type: ignore[index]
+        elif remote is None or addr[1] != remote[1] or addr[0] != remote[0]:
             stats.wrong_source += 1
             return
         stats.packets_in += 1
         stats.bytes_in += len(data)
-        self.last_received = time.monotonic()
+        now = self.last_received = _monotonic()
         self.remote_ssrc = ssrc
-        payload = data[header_len:]
         if pt == self.payload_type:
             if ssrc != self._audio_ssrc:
                 self._audio_ssrc = self.reception.ssrc = ssrc
-            self.reception.update(seq, ts, self.last_received)
+            self.reception.update(seq, ts, now)
+            payload = data[header_len:]
             for sink in self.audio_sinks:
                 sink(payload, pt, ts)
             if self._inband is not None:
@@ -289,12 +313,12 @@ class RtpSession(asyncio.DatagramProtocol):
                     self._deliver_digit(digit)
         elif pt == self.event_payload_type:
             if ssrc == self._audio_ssrc:
-                self.reception.update(seq, ts, self.last_received, timed=False)
-            for digit in self._dtmf.feed(payload, ts, seq, self.last_received):
+                self.reception.update(seq, ts, now, timed=False)
+            for digit in self._dtmf.feed(data[header_len:], ts, seq, now):
                 self._deliver_digit(digit)
         elif pt == 13 or pt == 19:  # comfort noise (RFC 3389): silence, not an error
             if ssrc == self._audio_ssrc:
-                self.reception.update(seq, ts, self.last_received)
+                self.reception.update(seq, ts, now)
         else:
             stats.unknown_payload_type += 1
 
