@@ -37,10 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,12 +52,12 @@ from types import FrameType
 from typing import Any
 
 import yaml
+from benchlib import LOOPBACK, BenchError, free_port, pinned, read, stop
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 PEER = BENCH / "media_peer.py"
 TOKEN = "demo-admin-token"
-LOOPBACK = "127.0.0.1"
 COSMO_CPU = 1
 PEER_CPU = 0
 COSMO_RTP = (33000, 39998)  # Cosmo's RTP ports; the generator's start at PEER_RTP
@@ -72,49 +70,7 @@ TARGETS = {"prompt": 1000, "bridge": 500}
 GENERATOR_LATE_MS = 2.0  # p99 send lateness above which the generator, not Cosmo, may be the limit
 
 
-class BenchError(Exception):
-    """The benchmark cannot run (a tool is missing, a process did not start)."""
-
-
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 for UDP and TCP, below the ephemeral range and Cosmo's RTP ports."""
-    for _ in range(500):
-        port = random.randrange(20000, 32000)
-        sockets = []
-        try:
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                sock = socket.socket(socket.AF_INET, kind)
-                sockets.append(sock)
-                sock.bind((LOOPBACK, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise BenchError("no free port found on 127.0.0.1")
-
-
-def pinned(cpu: int | None, argv: list[str]) -> list[str]:
-    """``argv`` under ``taskset -c cpu`` (the same PID: taskset execs the command)."""
-    return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
-
-
-def stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-    """End ``proc`` by its PID: ``sig``, then SIGKILL after ``grace`` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.kill(proc.pid, sig)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-    except ProcessLookupError:
-        pass
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,13 +96,6 @@ def udp_drops(low: int, high: int) -> int:
         if address == "0100007F" and low <= int(port, 16) <= high:
             total += int(fields[-1])
     return total
-
-
-def read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 # --------------------------------------------------------------------------- Cosmo

@@ -36,7 +36,6 @@ import csv
 import ctypes
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -50,13 +49,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import yaml
+from benchlib import LOOPBACK, BenchError, free_port, pinned, read, stop
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -64,7 +64,6 @@ UAC_SCENARIO = BENCH / "uac_cps.xml"
 UAS_SCENARIO = REPO / "tests" / "sipp" / "uas.xml"
 DEMO_CONFIG = REPO / "config" / "cosmo.yaml"
 TOKEN = "demo-admin-token"
-LOOPBACK = "127.0.0.1"
 
 DEFAULT_RATES = (100, 200, 300, 400, 450, 500, 550, 600, 700, 800, 1000, 1200, 1500, 2000)
 B2BUA_CPU = 1
@@ -78,59 +77,7 @@ COSMO_T4 = 5.0  # Cosmo's T4 in the bench configuration (RFC 3261's default)
 SIPPY_T1 = 0.5  # Sippy's retransmission interval (sippy.SipTransactionManager), fixed
 
 
-class BenchError(Exception):
-    """The benchmark cannot run (a tool is missing, a process did not start)."""
-
-
 # --------------------------------------------------------------------------- processes
-
-
-_recent_ports: deque[int] = deque(maxlen=64)
-
-
-def free_port(count: int = 1) -> int:
-    """A port (or ``count`` consecutive ports) free on 127.0.0.1 for both UDP and TCP.
-
-    Picked below the Linux ephemeral range, where the kernel puts port-0 binds.
-    """
-    for _ in range(500):
-        base = random.randrange(20000, 32000 - count)
-        if any(port in _recent_ports for port in range(base, base + count)):
-            continue  # handed out moments ago, maybe not bound yet
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    sock = socket.socket(socket.AF_INET, kind)
-                    sockets.append(sock)
-                    sock.bind((LOOPBACK, port))
-            _recent_ports.extend(range(base, base + count))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise BenchError("no free port found on 127.0.0.1")
-
-
-def pinned(cpu: int | None, argv: list[str]) -> list[str]:
-    """``argv`` under ``taskset -c cpu`` (the same PID: taskset execs the command)."""
-    return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
-
-
-def stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
-    """End ``proc`` by its PID: ``sig``, then SIGKILL after ``grace`` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.kill(proc.pid, sig)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-    except ProcessLookupError:
-        pass
 
 
 def udp_bound(port: int) -> bool:
@@ -168,10 +115,6 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def read(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
 
 
 # --------------------------------------------------------------------------- B2BUAs
