@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -98,7 +99,7 @@ def _new_event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def serve(settings: Settings, run: RunFunction | None = None) -> int:
+async def serve(settings: Settings, run: RunFunction | None = None, config_path: Path | None = None) -> int:
     """Run ``run(settings)`` (default: ``cosmo.server.run``) until it returns or a signal arrives.
 
     SIGINT or SIGTERM cancels the server task, which then stops its services in
@@ -108,7 +109,7 @@ async def serve(settings: Settings, run: RunFunction | None = None) -> int:
     if run is None:
         from cosmo.server import run as server_run
 
-        run = server_run
+        run = functools.partial(server_run, config_path=config_path)
     loop = asyncio.get_running_loop()
     server = asyncio.create_task(run(settings), name="cosmo.server")
     stop = asyncio.Event()
@@ -178,7 +179,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     log.info("cosmo %s starting node %s with %s", cosmo.__version__, settings.node_name, path)
     try:
         with asyncio.Runner(loop_factory=_new_event_loop_factory()) as runner:
-            return runner.run(serve(settings))
+            return runner.run(serve(settings, config_path=path))
     except ImportError as exc:
         log.critical("cannot start the server: %s", exc)
         return EXIT_FAILURE

@@ -12,10 +12,15 @@ import gc
 import logging
 import os
 import secrets
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from cosmo.acd.errors import AcdError
 from cosmo.acd.service import AcdService
 from cosmo.calls.call import CallRecord
 from cosmo.calls.manager import CallManager
@@ -23,7 +28,14 @@ from cosmo.calls.media import CallMedia
 from cosmo.calls.queueing import VoiceQueue
 from cosmo.calls.service import TelephonyService
 from cosmo.calls.trunks import ProviderRegistration, TrunkDirectory
-from cosmo.config import Settings, default_database_url
+from cosmo.config import (
+    AgentSettings,
+    ConfigError,
+    QueueSettings,
+    Settings,
+    default_database_url,
+    load_config,
+)
 from cosmo.events.bus import EventBus
 from cosmo.events.events import AgentRegistered, AgentUnregistered
 from cosmo.rtp.engine import MediaEngine
@@ -49,6 +61,7 @@ from cosmo.store.db import Database
 from cosmo.web.acd_api import add_acd_routes
 from cosmo.web.api import add_telephony_routes, bearer_auth
 from cosmo.web.app import HttpServer, create_app
+from cosmo.web.config_api import ConfigChange, ConfigChangeRefused, add_config_routes
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +158,7 @@ def _node_secret(data_dir: Path) -> bytes:
 class CosmoServer:
     """Every service of one Cosmo node; :meth:`start` and :meth:`close` in order."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
         self.settings = settings
         self.bus = EventBus()
         self.database = Database(settings.database_url or default_database_url(settings.data_dir))
@@ -169,12 +182,9 @@ class CosmoServer:
         )
         self.challenger = Challenger(self.authenticator, secret, sip.auth.md5_only_user_agents, clock=time.time)
         self.throttle = FailureThrottle(sip.auth.max_failures, sip.auth.failure_window, sip.auth.block_time)
-        self._ha1: dict[tuple[str, str], str] = {}
-        for agent in settings.agents:
-            for algorithm in ("MD5", "SHA-256"):
-                self._ha1[(agent.extension, algorithm)] = ha1(
-                    agent.extension, sip.domain, agent.password.get_secret_value(), algorithm
-                )
+        self._ha1 = _agent_ha1s(settings)
+        self.config_path = config_path
+        self._config_lock = asyncio.Lock()
         self.location = LocationService(StoredBindings(self.database))
         self.location.listeners.append(self._on_binding)
         self.registrar: RegistrarService | None = None
@@ -266,12 +276,92 @@ class CosmoServer:
                 self.provider_registrations.append(registration)
                 await registration.start()
         app = create_app(node_name=settings.node_name)
-        app.middlewares.append(bearer_auth([t.get_secret_value() for t in settings.api.tokens]))
+        app.middlewares.append(bearer_auth(lambda: [t.get_secret_value() for t in self.settings.api.tokens]))
         add_telephony_routes(app, TelephonyService(self.calls, self.location, self.stack, self.ua))
         add_acd_routes(app, self.acd)
+        add_config_routes(app, self)
         self.http = HttpServer(app, settings.http.host, settings.http.port)
         await self.http.start()
         log.info("Cosmo %s ready", settings.node_name)
+
+    # ---- configuration at run time (web.config_api.Configuration) ---------------------------
+    async def reload(self) -> ConfigChange:
+        """Re-read the configuration file and apply it (SIGHUP, ``POST /api/reload``).
+
+        Raises :class:`ConfigChangeRefused` with the file's problems (``file:line:
+        message``), or a conflict with the work in progress; the running
+        configuration then stays whole.
+        """
+        if self.config_path is None:
+            raise ConfigChangeRefused(409, "Cosmo was started without a configuration file")
+        try:
+            settings = load_config(self.config_path)
+        except ConfigError as exc:
+            raise ConfigChangeRefused(422, f"{exc.path}: configuration refused", exc.problems) from None
+        return await self.apply(settings)
+
+    async def apply(self, settings: Settings) -> ConfigChange:
+        """Make ``settings`` the running configuration, without dropping calls or items.
+
+        Sections that only apply at start (:data:`RESTART_SECTIONS`) keep their
+        running values and are reported in ``restart_needed``.
+        """
+        async with self._config_lock:
+            current = self.settings
+            restart = [name for name in RESTART_SECTIONS if getattr(settings, name) != getattr(current, name)]
+            settings = settings.model_copy(update={name: getattr(current, name) for name in restart})
+            for name in restart:
+                log.warning("configuration: %s changed; it applies at the next start", name)
+            try:
+                changes = self.acd.reconfigure(settings)
+            except AcdError as exc:
+                raise ConfigChangeRefused(exc.status, str(exc)) from None
+            self.settings = settings
+            self.calls.settings = settings
+            self.calls.agent_extensions = {a.extension for a in settings.agents}
+            self.voice_queue.settings = settings
+            self._ha1 = _agent_ha1s(settings)
+            logging.getLogger().setLevel(settings.log_level.value)
+            changes += _section_changes(current, settings)
+            await repo.AgentRepository(self.database).sync_from_config(settings.agents, settings.sip.domain)
+            await self.acd.flush()
+        log.info("configuration applied: %s", "; ".join(changes) or "no change")
+        return ConfigChange(changes, restart)
+
+    async def put_agent(self, extension: str, body: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Add or change agent ``extension`` (a password is needed for a new one)."""
+        old = self.settings.agent(extension)
+        if old is not None and "password" not in body:
+            body = {**body, "password": old.password}
+        agent = _validated(AgentSettings, {**body, "extension": extension}, f"agent {extension}")
+        agents = [a for a in self.settings.agents if a.extension != extension] + [agent]
+        await self._apply_section("agents", agents)
+        return old is None, self.acd.agent_view(extension)
+
+    async def delete_agent(self, extension: str) -> ConfigChange:
+        """Remove a logged-out agent."""
+        if self.settings.agent(extension) is None:
+            raise ConfigChangeRefused(404, f"no agent {extension}")
+        return await self._apply_section("agents", [a for a in self.settings.agents if a.extension != extension])
+
+    async def put_queue(self, name: str, body: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Add or replace queue ``name``; its waiting items keep their place."""
+        old = self.settings.queue(name)
+        queue = _validated(QueueSettings, {**body, "name": name}, f"queue {name}")
+        queues = [q for q in self.settings.queues if q.name != name] + [queue]
+        await self._apply_section("queues", queues)
+        return old is None, next(view for view in self.acd.queues_view() if view["name"] == name)
+
+    async def delete_queue(self, name: str) -> ConfigChange:
+        """Remove a queue that holds no items and that no other queue or number sends work to."""
+        if self.settings.queue(name) is None:
+            raise ConfigChangeRefused(404, f"no queue {name}")
+        return await self._apply_section("queues", [q for q in self.settings.queues if q.name != name])
+
+    async def _apply_section(self, section: str, value: object) -> ConfigChange:
+        data = {name: getattr(self.settings, name) for name in type(self.settings).model_fields}
+        data[section] = value
+        return await self.apply(_validated(Settings, data, "configuration"))
 
     async def close(self) -> None:
         """Stop everything in reverse order (idempotent)."""
@@ -292,6 +382,39 @@ class CosmoServer:
         await self.database.close()
 
 
+RESTART_SECTIONS = ("node_name", "data_dir", "media_dir", "database_url", "sip", "rtp", "http", "trunks")
+"""Settings read only at start: a reload that changes them says a restart is needed."""
+
+
+def _agent_ha1s(settings: Settings) -> dict[tuple[str, str], str]:
+    """Digest HA1 of every agent's password, by (extension, algorithm)."""
+    return {
+        (agent.extension, algorithm): ha1(
+            agent.extension, settings.sip.domain, agent.password.get_secret_value(), algorithm
+        )
+        for agent in settings.agents
+        for algorithm in ("MD5", "SHA-256")
+    }
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _validated(model: type[ModelT], data: dict[str, Any], what: str) -> ModelT:
+    """``model`` from ``data``, or :class:`ConfigChangeRefused` (422) listing every problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in exc.errors()]
+        raise ConfigChangeRefused(422, f"{what}: invalid", problems) from None
+
+
+def _section_changes(before: Settings, after: Settings) -> list[str]:
+    """The reloadable sections outside the ACD that changed."""
+    return [f"{name} changed" for name in ("numbers", "routes", "api", "log_level")
+            if getattr(before, name) != getattr(after, name)]
+
+
 #: Garbage-collector thresholds while serving.  Calls make short-lived cycles
 #: (sessions, transactions and their callbacks refer to one another); with the
 #: start-up heap frozen and a larger first generation, collections are rare and
@@ -306,12 +429,32 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def run(settings: Settings) -> None:
-    """Serve until cancelled (the CLI cancels on SIGINT/SIGTERM)."""
-    server = CosmoServer(settings)
+async def run(settings: Settings, config_path: Path | None = None) -> None:
+    """Serve until cancelled (the CLI cancels on SIGINT/SIGTERM); SIGHUP reloads ``config_path``."""
+    server = CosmoServer(settings, config_path)
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        try:
+            await server.reload()
+        except ConfigChangeRefused as exc:
+            log.error("reload refused: %s; the running configuration stays", exc)
+            for problem in exc.problems:
+                log.error("  %s", problem)
+
+    def on_hangup() -> None:
+        task = loop.create_task(reload(), name="cosmo.reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     try:
         await server.start()
         settle_heap()
+        if config_path is not None:
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
         await asyncio.Event().wait()
     finally:
+        if config_path is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
         await asyncio.shield(server.close())

@@ -8,6 +8,7 @@ and re-arms one timer for :meth:`Router.next_deadline`.
 from cosmo.acd.agents import TRANSITIONS, Actor, AgentSnapshot, AgentStateMachine
 from cosmo.acd.clocked import ClockedRouter, Scheduler
 from cosmo.acd.errors import (
+    AcdConfigConflict,
     AcdConfigError,
     AcdError,
     AgentStateError,
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_REASONS",
     "NO_ANSWER",
     "TRANSITIONS",
+    "AcdConfigConflict",
     "AcdConfigError",
     "AcdError",
     "AcdEvent",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AcdConfigConflict",
     "AcdConfigError",
     "AcdError",
     "AgentStateError",
@@ -32,6 +33,13 @@ class AcdConfigError(AcdError):
     """An agent, queue or work item definition is invalid (bad level, unknown target, overflow loop)."""
 
     status = 422
+
+
+class AcdConfigConflict(AcdConfigError):
+    """A configuration change the current work forbids (removing a queue that holds
+    items, or an agent who is logged in)."""
+
+    status = 409
 
 
 class AgentStateError(AcdError):

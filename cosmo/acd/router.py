@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from cosmo.acd.agents import Actor, AgentSnapshot, AgentStateMachine
 from cosmo.acd.engine import OCCUPIED, RouterEngine
 from cosmo.acd.errors import (
+    AcdConfigConflict,
     AcdConfigError,
     AgentStateError,
     RoutingError,
@@ -170,7 +171,7 @@ class Router(RouterEngine):
             specs = check_queues(queues)
             for slot in self._items.values():
                 if slot.item.queue not in specs:
-                    raise AcdConfigError(f"queue {slot.item.queue!r} still holds items: it cannot be removed")
+                    raise AcdConfigConflict(f"queue {slot.item.queue!r} still holds items: it cannot be removed")
             self._queues = {name: QueueRuntime(spec) for name, spec in specs.items()}
             for a in self._agents.values():
                 a.classes = {}
@@ -193,6 +194,16 @@ class Router(RouterEngine):
                 self._touch(a)
 
         return self._run(now, action)
+
+    def set_reasons(self, reasons: Iterable[str], no_answer_reason: str) -> None:
+        """Replace the not-ready reason codes (a reload).  An agent paused for a code
+        that is gone keeps it until its next change.  Raises :class:`AcdConfigError`."""
+        codes = frozenset(reasons)
+        if no_answer_reason not in codes:
+            raise AcdConfigError(f"the no-answer reason {no_answer_reason!r} is not among the reason codes")
+        self._reasons, self._no_answer = codes, no_answer_reason
+        for a in self._agents.values():
+            a.machine.reasons = codes
 
     def add_agent(
         self,

@@ -33,7 +33,12 @@ from typing import Any, Protocol
 
 from cosmo.acd.agents import AgentSnapshot
 from cosmo.acd.clocked import ClockedRouter
-from cosmo.acd.errors import AcdError, AgentStateError, UnknownItemError
+from cosmo.acd.errors import (
+    AcdConfigConflict,
+    AcdError,
+    AgentStateError,
+    UnknownItemError,
+)
 from cosmo.acd.estimator import AcdStatistics
 from cosmo.acd.events import (
     AcdEvent,
@@ -200,6 +205,40 @@ class AcdService:
             self._writes.put_nowait(None)
             await self._writer
             self._writer = None
+
+    def reconfigure(self, settings: Settings) -> list[str]:
+        """Follow a new configuration (a reload, or a change through the API).
+
+        Queues are replaced with their waiting items keeping their place and wait;
+        agents are added (logged out), changed (state and work kept) or removed;
+        the reason codes are replaced.  Returns what changed, in words.
+
+        Raises :class:`AcdConfigConflict`, changing nothing, when a queue that
+        still holds items or an agent who is logged in would disappear.
+        """
+        specs = [queue_spec_from(q) for q in settings.queues]
+        agents = {a.extension: agent_from(a) for a in settings.agents}
+        known = {status.extension: status for status in self.router.agents()}
+        for extension, status in known.items():
+            if extension not in agents and status.state is not AgentState.LOGGED_OUT:
+                raise AcdConfigConflict(f"agent {extension} is {status.state}: log it out before removing it")
+        old_specs = {name: self.router.queue_spec(name) for name in self.router.queue_names()}
+        self._run(lambda now: self.router.configure_queues(specs, now))  # refuses before any change
+        self.router.set_reasons(settings.acd.reasons, settings.acd.no_answer_reason)
+        self.statistics.configure(specs)
+        changes = _changed("queue", old_specs, {spec.name: spec for spec in specs})
+        changes += _changed("agent", {ext: self.router.agent_config(ext) for ext in known}, agents)
+        for extension in known.keys() - agents.keys():
+            self._run(functools.partial(self.router.remove_agent, extension))
+        for extension, agent in agents.items():
+            if extension not in known:
+                self._run(functools.partial(_add_agent, self.router, agent, None, []))
+            elif self.router.agent_config(extension) != agent:
+                self._run(functools.partial(self.router.update_agent, agent))
+        if settings.acd != self.settings.acd:
+            changes.append("reason codes changed")
+        self.settings = settings
+        return changes
 
     # ---- channels ----------------------------------------------------------------------
     def register_channel(self, channel: Channel, handler: ChannelHandler) -> None:
@@ -421,6 +460,14 @@ class AcdService:
                 await write()
             except Exception:
                 log.exception("ACD: a store write failed")
+
+
+def _changed(kind: str, before: Mapping[str, object], after: Mapping[str, object]) -> list[str]:
+    """``queue sales added`` ... for the names that differ between two definitions."""
+    out = [f"{kind} {name} added" for name in after if name not in before]
+    out += [f"{kind} {name} removed" for name in before if name not in after]
+    out += [f"{kind} {name} changed" for name in after if name in before and before[name] != after[name]]
+    return out
 
 
 def _add_agent(router: Router, agent: Agent, snapshot: AgentSnapshot | None, held: list[WorkItem],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from aiohttp import web
@@ -42,9 +42,11 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def bearer_auth(tokens: Sequence[str]) -> Middleware:
-    """Middleware: every ``/api/`` request needs ``Authorization: Bearer <token>``."""
-    encoded = [t.encode() for t in tokens]
+def bearer_auth(tokens: Callable[[], Iterable[str]]) -> Middleware:
+    """Middleware: every ``/api/`` request needs ``Authorization: Bearer <token>``.
+
+    ``tokens()`` gives the accepted tokens at each request, so a reload applies at once.
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -52,7 +54,7 @@ def bearer_auth(tokens: Sequence[str]) -> Middleware:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             given = token.strip().encode()
-            if scheme.lower() != "bearer" or not any(hmac.compare_digest(given, t) for t in encoded):
+            if scheme.lower() != "bearer" or not any(hmac.compare_digest(given, t.encode()) for t in tokens()):
                 return json_error(401, "missing or invalid bearer token")
         return await handler(request)
 
