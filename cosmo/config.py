@@ -637,6 +637,8 @@ class Settings(_Model):
     data_dir: Path = Path("var")
     # Prompts (media/prompts/<language>/*.wav) and music on hold (media/moh/).
     media_dir: Path = Path("media")
+    # Customers loaded at start into an empty customers table (the demo's).
+    customers_file: Path | None = None
     database_url: str = ""
     log_level: LogLevel = LogLevel.INFO
     sip: SipSettings = Field(default_factory=SipSettings)

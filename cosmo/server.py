@@ -57,6 +57,7 @@ from cosmo.sip.transport import Address
 from cosmo.sip.useragent import UserAgent
 from cosmo.store import repositories as repo
 from cosmo.store.batch import BatchWriter
+from cosmo.store.customers import CustomerRepository
 from cosmo.store.db import Database
 from cosmo.web.acd_api import add_acd_routes
 from cosmo.web.api import add_telephony_routes, bearer_auth
@@ -185,6 +186,7 @@ class CosmoServer:
         self._ha1 = _agent_ha1s(settings)
         self.config_path = config_path
         self._config_lock = asyncio.Lock()
+        self.customers = CustomerRepository(self.database)
         self.location = LocationService(StoredBindings(self.database))
         self.location.listeners.append(self._on_binding)
         self.registrar: RegistrarService | None = None
@@ -236,6 +238,10 @@ class CosmoServer:
         settings = self.settings
         await self.database.start()
         await repo.AgentRepository(self.database).sync_from_config(settings.agents, settings.sip.domain)
+        if settings.customers_file is not None:
+            seeded = await self.customers.seed(settings.customers_file)
+            if seeded:
+                log.info("%d customers loaded from %s", seeded, settings.customers_file)
         loaded = await self.location.load()
         await self.cdr_writer.start()
         await self.acd.start()
@@ -382,7 +388,9 @@ class CosmoServer:
         await self.database.close()
 
 
-RESTART_SECTIONS = ("node_name", "data_dir", "media_dir", "database_url", "sip", "rtp", "http", "trunks")
+RESTART_SECTIONS = (
+    "node_name", "data_dir", "media_dir", "database_url", "customers_file", "sip", "rtp", "http", "trunks",
+)
 """Settings read only at start: a reload that changes them says a restart is needed."""
 
 

@@ -31,7 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Agent", "Base", "Cdr", "EventLogEntry", "Registration", "UtcDateTime", "utcnow"]
+__all__ = [
+    "Agent", "Base", "Cdr", "Customer", "EventLogEntry", "Interaction", "Registration", "UtcDateTime", "utcnow",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -192,3 +194,46 @@ class WorkItemRow(Base):
     # The agent working on it, once accepted; restored to that agent.
     agent: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Customer(Base):
+    """A customer: found by phone number, account number or e-mail address on every channel."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # As entered (``+1 555 010 0123``); ``phone_key`` is its digits, for look-ups.
+    phone: Mapped[str | None] = mapped_column(String(64))
+    phone_key: Mapped[str | None] = mapped_column(String(32), index=True)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)  # lower case
+    account: Mapped[str | None] = mapped_column(String(64), unique=True)
+    tier: Mapped[str] = mapped_column(String(32), default="standard")
+    language: Mapped[str | None] = mapped_column(String(16))
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    # Anything else an integration keeps about the customer (balance, contract...).
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Interaction(Base):
+    """One contact with a customer on any channel (a call, an e-mail, a callback): the history."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (Index(None, "customer_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int | None] = mapped_column(Id)
+    channel: Mapped[str] = mapped_column(String(16))
+    # The call id, e-mail id... of the interaction in its own channel.
+    ref: Mapped[str] = mapped_column(String(128), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    queue: Mapped[str | None] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    disposition: Mapped[str | None] = mapped_column(String(64))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from pydantic import SecretStr
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
@@ -30,6 +31,7 @@ from cosmo.store import (
     UnsupportedAlgorithm,
     digest_ha1,
 )
+from cosmo.store.db import alembic_config
 from cosmo.store.models import Agent, Base
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -94,7 +96,7 @@ async def test_start_creates_data_dir_and_migrates(tmp_path: Path) -> None:
     await db.start()  # idempotent
     try:
         assert path.exists()
-        assert await db.revision() == "0002_acd"
+        assert await db.revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
         async with db.engine.connect() as connection:
             assert (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
             assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
