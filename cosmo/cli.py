@@ -22,6 +22,8 @@ from typing import Any, TextIO
 import cosmo
 from cosmo import phone
 from cosmo.config import ConfigError, Settings, load_config
+from cosmo.ivr import cli as ivr_cli
+from cosmo.speech import cli as speech_cli
 
 __all__ = ["DEFAULT_CONFIG", "build_parser", "main", "serve", "setup_logging"]
 
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser.add_argument("--config", "-c", metavar="PATH", help=config_help)
 
     phone.add_parser(commands)
+    flows_parser = ivr_cli.add_parser(commands)
+    flows_parser.add_argument("--config", "-c", metavar="PATH",
+                              help=f"{config_help}; its ivr: section gives the flows dir and calendars")
+    speech_cli.add_parser(commands)
     return parser
 
 
@@ -185,6 +191,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
 
 
+def _cmd_flows(args: argparse.Namespace) -> int:
+    """``cosmo flows``: with the ``ivr:`` settings of the configuration when there is one."""
+    path = _config_path(args.config)
+    settings = None
+    if path.is_file():
+        try:
+            settings = load_config(path).ivr
+        except ConfigError as exc:
+            print(f"{path}: not used, it is invalid ({len(exc.problems)} problems; see cosmo check)", file=sys.stderr)
+    elif args.config:
+        print(f"error: no configuration file {path}", file=sys.stderr)
+        return EXIT_USAGE
+    return ivr_cli.run(args, settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cosmo`` command; returns the exit status."""
     parser = build_parser()
@@ -195,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_serve(args)
     if args.command == "phone":
         return phone.run(args)
+    if args.command == "flows":
+        return _cmd_flows(args)
+    if args.command == "speech":
+        return speech_cli.run(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

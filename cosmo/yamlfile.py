@@ -45,10 +45,11 @@ _MAX_NODES = 200_000
 class YamlSyntaxError(Exception):
     """The text is not YAML we accept (syntax error, duplicate key, too deep)."""
 
-    def __init__(self, line: int, message: str) -> None:
+    def __init__(self, line: int, message: str, column: int | None = None) -> None:
         super().__init__(f"line {line}: {message}")
         self.line = line
         self.message = message
+        self.column = column
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,15 @@ def read_yaml(text: str) -> tuple[object, LineMap]:
 
     An empty document gives ``None``.  Raises :class:`YamlSyntaxError`.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks the characters at once: a control character is an error here.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise YamlSyntaxError(
+            line, f"YAML syntax error: unacceptable character #x{exc.character:04x}: {exc.reason}", column
+        ) from None
     lines: dict[Loc, int] = {}
     key_lines: dict[Loc, int] = {}
     visited = 0

@@ -114,3 +114,10 @@ def test_any_text_parses_or_raises_our_error(text: str) -> None:
         read_yaml(text)
     except YamlSyntaxError:
         pass
+
+
+def test_a_control_character_is_our_syntax_error() -> None:
+    with pytest.raises(YamlSyntaxError) as caught:
+        read_yaml("a: 1\n\x1f\n")
+    assert (caught.value.line, caught.value.column) == (2, 1), caught.value
+    assert caught.value.message == "YAML syntax error: unacceptable character #x001f: special characters are not allowed"

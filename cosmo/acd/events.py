@@ -32,6 +32,7 @@ __all__ = [
     "AcdEvent",
     "AgentStateChanged",
     "ItemAssigned",
+    "ItemChanged",
     "ItemCompleted",
     "ItemOffered",
     "ItemOverflowed",
@@ -102,6 +103,17 @@ class ItemQueued(_AcdEvent):
     channel: Channel
     priority: int
     enqueued_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChanged(_AcdEvent):
+    """A supervisor changed a waiting item: its ``priority``, or its queue (``from_queue`` → ``queue``)."""
+
+    topic: ClassVar[str] = "acd.item.changed"
+    item_id: str
+    queue: str
+    priority: int
+    from_queue: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +207,7 @@ class ItemOverflowed(_AcdEvent):
 AcdEvent = (
     AgentStateChanged
     | ItemQueued
+    | ItemChanged
     | ItemRelaxed
     | ItemOffered
     | OfferWithdrawn

@@ -64,6 +64,7 @@ from cosmo.acd.errors import (
 from cosmo.acd.events import (
     AcdEvent,
     ItemAssigned,
+    ItemChanged,
     ItemCompleted,
     ItemQueued,
     ItemRemoved,
@@ -420,6 +421,34 @@ class Router(RouterEngine):
             self._unplace(slot)
             out.append(ItemRemoved(item_id, item.queue, item.channel, reason, now - slot.enq, ts=now))
             self._forget(slot, ItemState.REMOVED)
+
+        return self._run(now, action)
+
+    def change_item(self, item_id: str, now: float, *, priority: int | None = None,
+                    queue: str | None = None) -> list[AcdEvent]:
+        """A supervisor gives a waiting item a new priority or moves it to another queue.
+
+        The item keeps its ``enqueued_at`` (its place among equals); in a new queue
+        relaxation and max wait count from now.  Raises :class:`UnknownItemError`,
+        :class:`UnknownQueueError`, or :class:`RoutingError` for an item that is
+        offered or assigned (it is not waiting).
+        """
+
+        def action(out: list[AcdEvent]) -> None:
+            slot = self._slot(item_id)
+            item = slot.item
+            if item.state is not ItemState.QUEUED:
+                raise RoutingError(f"item {item_id} is {item.state.value}: only a waiting item can be changed")
+            if queue is not None and queue not in self._queues:
+                raise UnknownQueueError(f"item {item_id}: unknown queue {queue!r}")
+            self._unplace(slot)
+            if priority is not None:
+                item.priority = priority
+            out.append(ItemChanged(item_id, queue or item.queue, item.priority, from_queue=item.queue, ts=now))
+            if queue is not None and queue != item.queue and not self._enter(slot, queue, now, out):
+                return
+            if self._advance(slot, now, out):
+                self._place(slot)
 
         return self._run(now, action)
 

@@ -287,6 +287,25 @@ class AcdService:
         if self._has(item_id):
             self._run(lambda now: self.router.item_done(item_id, now))
 
+    def reprioritise(self, item_id: str, priority: int) -> None:
+        """Give a waiting item a new priority; it moves in its queue at once.  Raises
+        :class:`AcdError` (unknown item, not waiting)."""
+        self._change(item_id, priority=priority)
+
+    def move_item(self, item_id: str, queue: str) -> None:
+        """Move a waiting item to another queue, keeping its ``enqueued_at``.  Raises
+        :class:`AcdError` (unknown item or queue, not waiting)."""
+        self._change(item_id, queue=queue)
+
+    def _change(self, item_id: str, *, priority: int | None = None, queue: str | None = None) -> None:
+        if not self._has(item_id):
+            raise UnknownItemError(f"no waiting item {item_id}")
+        self._run(lambda now: self.router.change_item(item_id, now, priority=priority, queue=queue))
+        item = self._items.get(item_id)
+        if item is not None and item.channel in DURABLE_CHANNELS:
+            changed = {"queue": item.queue, "priority": item.priority}
+            self._write(lambda: self.repository.update_item(item_id, **changed))
+
     def item(self, item_id: str) -> WorkItem | None:
         """A live item by id."""
         return self._items.get(item_id)
@@ -363,6 +382,10 @@ class AcdService:
             "capacity": {str(c): n for c, n in config.capacity.items()},
             "registered": None if self.is_registered is None else self.is_registered(extension),
         }
+
+    def item_view(self, item: WorkItem) -> dict[str, Any]:
+        """One item as ``GET /api/items`` shows it (position 0 once it left the queue: offered, assigned)."""
+        return _item_view(item, self.clock(), self.position(item.id) or 0)
 
     def items_view(self, queue: str | None = None) -> list[dict[str, Any]]:
         now = self.clock()

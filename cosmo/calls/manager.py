@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from cosmo.config import Settings
-from cosmo.events.events import CallAnswered, CallEnded, CallStarted
+from cosmo.events.events import CallAnswered, CallEnded, CallHeld, CallStarted
 from cosmo.rtp.dtmf import DtmfDigit
 from cosmo.sip.auth import DigestAuthenticator, FailureThrottle
 from cosmo.sip.challenge import Challenger
@@ -36,7 +36,7 @@ from cosmo.sip.errors import SipParseError, SipProtocolError
 from cosmo.sip.headers import NameAddr, parse_name_addr
 from cosmo.sip.message import SipRequest
 from cosmo.sip.registrar import LocationService, aor_for
-from cosmo.sip.session import InviteSession, SessionState
+from cosmo.sip.session import InviteSession, SessionError, SessionState
 from cosmo.sip.transport import Address
 from cosmo.sip.uri import SipUri, parse_uri
 from cosmo.sip.useragent import UserAgent
@@ -168,7 +168,7 @@ class CallManager:
             self._start(call, session, LegRole.AGENT, caller)
             self._spawn(self._bridge_to_agent(call, session, number), f"internal-{call.id}")
             return
-        route = self._route(number) if (agent is not None or (trunk is not None and trunk.settings.inbound.transit)) else None
+        route = self.route(number) if (agent is not None or (trunk is not None and trunk.settings.inbound.transit)) else None
         if route is not None:
             out_trunk, out_number = route
             self._start(call, session, LegRole.CALLER, caller)
@@ -208,7 +208,8 @@ class CallManager:
     def _any_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
         return self.trunks.ha1(username, algorithm) or self.agent_ha1(username, algorithm)
 
-    def _route(self, number: str) -> tuple[Trunk, str] | None:
+    def route(self, number: str) -> tuple[Trunk, str] | None:
+        """The trunk and dialled digits for an outside number (the first matching route)."""
         for route in self.settings.routes:
             rewritten = route.rewrite(number)
             if rewritten is not None:
@@ -391,10 +392,16 @@ class CallManager:
         self._ended(call, ender.end_reason or "hangup", _ender(ender, "caller" if ender is a_leg else "callee"), 200)
 
     async def bridge_answered(self, call: Call, a_leg: InviteSession, b_leg: InviteSession,
-                              role: LegRole, target: str) -> InviteSession:
+                              role: LegRole, target: str, *,
+                              keep_caller: Callable[[], bool] | None = None) -> InviteSession:
         """Bridge an answered caller to a just-answered leg (an agent from a queue, an
         overflow number), wait for either to hang up, hang up the other; returns the
-        leg that ended first and ends the call."""
+        leg that ended first and ends the call.
+
+        When ``b_leg`` ends first and ``keep_caller()`` says so, the caller stays on
+        the line, unbridged, for what comes next (a transfer, a post-call survey);
+        the call goes on.
+        """
         call.legs.append(Leg(role, b_leg, target))
         b_leg.data["call_id"] = call.id
         self.media.apply_answer(b_leg, b_leg.remote_sdp)
@@ -404,6 +411,12 @@ class CallManager:
         self.media.bridge(a_leg, b_leg)
         await _first_to_end(a_leg, b_leg)
         ender, other = (a_leg, b_leg) if a_leg.state == SessionState.TERMINATED else (b_leg, a_leg)
+        if ender is b_leg and keep_caller is not None and keep_caller():
+            self._partners.pop(id(a_leg), None)
+            self._partners.pop(id(b_leg), None)
+            self.media.release_leg(b_leg)
+            call.data[f"{role}_hangup_by"] = _ender(b_leg, "callee")
+            return ender
         await other.bye(ender.end_reason or "hangup")
         self._ended(call, ender.end_reason or "hangup", _ender(ender, "caller" if ender is a_leg else "callee"), 200)
         return ender
@@ -435,9 +448,25 @@ class CallManager:
             return 200
         return 200 if request.method in ("OPTIONS", "NOTIFY", "UPDATE") else 501
 
+    async def hold(self, session: InviteSession, on: bool) -> None:
+        """Put a leg on hold from Cosmo's side (re-INVITE with ``a=sendonly``) or resume it;
+        its partner hears music meanwhile.  Raises ``SessionError`` when the leg cannot
+        take a re-INVITE, ``SipProtocolError`` for an unusable answer."""
+        if session.state != SessionState.CONFIRMED:
+            raise SessionError("the leg is not connected")
+        response = await session.reinvite(self.media.hold_offer(session, on))
+        if not 200 <= response.status < 300:
+            raise SessionError(f"the phone refused the re-INVITE: {response.status} {response.reason}")
+        if response.body:
+            self.media.apply_answer(session, response.body)
+        self._hold_changed(session, on)
+
     def _hold_changed(self, key: object, holding: bool) -> None:
         """A leg put the call on hold (or resumed): the other side hears music meanwhile."""
         partner = self._partners.get(id(key))
+        call_id = getattr(key, "data", {}).get("call_id")
+        if isinstance(call_id, str):
+            self.events.publish(CallHeld(call_id=call_id, sip_call_id=getattr(key, "call_id", ""), held=holding))
         if partner is None:
             return
         relay = self.media.legs[key].relay if key in self.media.legs else None
@@ -592,7 +621,7 @@ class CallManager:
             if session is not None:
                 self.media.apply_answer(session, session.remote_sdp)
         else:
-            route = self._route(target)
+            route = self.route(target)
             if route is None:
                 self._ended(call, "no route", "system", 404)
                 return call
@@ -615,6 +644,41 @@ class CallManager:
         self.media.hold_music(session)
         self._spawn(self._watch(call, session), f"watch-{call.id}")
         return call
+
+    async def agent_dial(self, call: Call, extension: str, number: str) -> None:
+        """Click-to-dial: ring the agent's phones, then dial ``number`` through the
+        outbound routes and bridge the two until either hangs up."""
+        self.calls[call.id] = call
+        self.events.publish(CallStarted(call_id=call.id, direction="outbound", caller=extension, callee=number,
+                                        trunk=None))
+        agent_leg = await self.ring_agent(extension, caller=number, call=call)
+        if agent_leg is None:
+            self._ended(call, "agent did not answer", "callee", 480)
+            return
+        _add_placed_leg(call, Leg(LegRole.AGENT, agent_leg, extension))
+        agent_leg.data["call_id"] = call.id
+        self.media.apply_answer(agent_leg, agent_leg.remote_sdp)
+        self._wire_leg(call, agent_leg)
+        route = self.route(number)
+        if route is None:
+            await agent_leg.bye("no route")
+            self._ended(call, "no route", "system", 404)
+            return
+        call.trunk = route[0].name
+        customer = await self.dial_trunk(route[0], route[1], call)
+        if customer.state != SessionState.CONFIRMED or agent_leg.state != SessionState.CONFIRMED:
+            if customer.state == SessionState.CONFIRMED:
+                await customer.bye("agent gone")
+            await agent_leg.bye("customer did not answer")
+            self._ended(call, customer.end_reason or "failed", "callee", customer.final_status)
+            return
+        call.sip_status = 200
+        self._answered(call)
+        await self.bridge_answered(call, agent_leg, customer, LegRole.TRUNK, number)
+
+    def partner(self, session: InviteSession) -> InviteSession | None:
+        """The leg ``session`` is bridged to, if any."""
+        return self._partners.get(id(session))
 
     async def _watch(self, call: Call, session: InviteSession) -> None:
         await session.terminated.wait()

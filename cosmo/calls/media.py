@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cosmo.rtp.engine import MediaEngine
 from cosmo.rtp.player import Player
-from cosmo.rtp.prompts import Playlist, PlaylistCursor, PromptCache
+from cosmo.rtp.prompts import DEFAULT_LANGUAGE, Playlist, PlaylistCursor, PromptCache
 from cosmo.rtp.recorder import Recorder
 from cosmo.rtp.relay import Relay
 from cosmo.rtp.session import RtpSession
@@ -182,13 +182,15 @@ class CallMedia:
         media = self.legs.get(key)
         return media.rtp if media is not None else None
 
-    def play(self, key: LegKey, prompts: Sequence[str | Path], *, loop: bool = False) -> Player | None:
-        """Play prompts (names under media/, or paths) to a leg, replacing what it heard."""
+    def play(self, key: LegKey, prompts: Sequence[str | Path], *, loop: bool = False,
+             language: str = DEFAULT_LANGUAGE) -> Player | None:
+        """Play prompts (names under media/prompts/<language>/, or paths) to a leg,
+        replacing what it heard.  Raises ``PromptNotFound`` for a prompt that is not there."""
         media = self.legs.get(key)
         if media is None:
             return None
         self.stop_playing(key)
-        cursor = PlaylistCursor(self.prompts, Playlist(tuple(prompts), loop=loop), media.rtp.codec)
+        cursor = PlaylistCursor(self.prompts, Playlist(tuple(prompts), loop=loop), media.rtp.codec, language)
         media.player = self.engine.play(media.rtp, cursor)
         return media.player
 

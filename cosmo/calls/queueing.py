@@ -29,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cosmo.acd.errors import AcdError
@@ -47,6 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["VoiceQueue"]
 
 log = logging.getLogger(__name__)
+
+POP_TIMEOUT_S = 0.5
+"""Longest wait for the agent's screen-pop before the phone rings anyway."""
 
 VOICEMAIL_MAX_S = 120.0
 """Longest voicemail message; ``#`` ends one sooner."""
@@ -85,12 +90,24 @@ class VoiceQueue:
         self.recordings = settings.data_dir / "recordings"
         self.voicemail_dir = settings.data_dir / "voicemail"
         self._waiting: dict[str, _Waiting] = {}
+        self._handoffs: dict[str, Callable[[], Awaitable[object]]] = {}
+        # Awaited before an agent's phone rings (the CTI hub's screen-pop), bounded by POP_TIMEOUT_S.
+        self.before_ring: Callable[[WorkItem, str], Awaitable[object]] | None = None
+        # Runs an IVR flow on an answered caller: a number's flow, a queue's survey
+        # for a caller left on the line (the composition root sets it).  False when
+        # the flow is not served (its file is missing or was never valid).
+        self.run_flow: Callable[[Call, InviteSession, str], Awaitable[bool]] | None = None
         acd.register_channel(Channel.VOICE, self)
 
     # ---- entry points ------------------------------------------------------------------
     async def number_call(self, call: Call, session: InviteSession) -> None:
-        """A call answered for a configured number: welcome, then its queue."""
+        """A call answered for a configured number: its IVR flow, else welcome and its queue."""
         number = self.settings.numbers.get(call.callee)
+        if number is not None and number.flow is not None and self.run_flow is not None:
+            if await self.run_flow(call, session, number.flow):
+                return
+            log.warning("call %s: flow %r is not served; %s", call.id, number.flow,
+                        f"queue {number.queue} instead" if number.queue else "welcome and music only")
         if number is None or number.queue is None:
             await self.manager.welcome_then_hold(call, session)
             return
@@ -105,7 +122,9 @@ class VoiceQueue:
         queue: str,
         *,
         priority: int = 0,
-        skills: dict[str, int] | None = None,
+        skills: Mapping[str, int] | None = None,
+        announce: bool = True,
+        item_id: str | None = None,
     ) -> str:
         """Queue an answered caller until an agent takes the call or the caller leaves,
         then stay with the caller: the bridge to the agent, or the overflow (a number,
@@ -120,11 +139,12 @@ class VoiceQueue:
             return "failed"
         data: dict[str, object] = {"call_id": call.id, "caller": call.caller, "callee": call.callee}
         data.update({k: v for k, v in call.data.items() if k not in ("media",)})
-        item = WorkItem(id=call.id, channel=Channel.VOICE, queue=queue, priority=priority,
-                        skills=skills or {}, data=data)
+        item = WorkItem(id=item_id or call.id, channel=Channel.VOICE, queue=queue, priority=priority,
+                        skills=dict(skills or {}), data=data)
         waiting = _Waiting(call, session, item, spec)
         self._waiting[item.id] = waiting
         call.data["queue"] = queue
+        call.data["priority"] = priority
         queued_at = time.time()
         try:
             if spec.record and spec.record_announcement:
@@ -136,7 +156,8 @@ class VoiceQueue:
             self._waiting.pop(item.id, None)
             await self._play_and_wait(session, ["agents-busy", "goodbye"])
             return "failed"
-        waiting.announcer = asyncio.ensure_future(self._announce(waiting))
+        if announce:
+            waiting.announcer = asyncio.ensure_future(self._announce(waiting))
         hangup = asyncio.ensure_future(session.terminated.wait())
         try:
             either: list[asyncio.Future[Any]] = [waiting.outcome, hangup]
@@ -159,10 +180,13 @@ class VoiceQueue:
         if outcome == "answered":
             await self._connect(waiting)
         elif outcome == "overflow" and waiting.overflow_to is not None:
+            destination = waiting.overflow_to.destination
             if waiting.overflow_to.kind is OverflowKind.NUMBER:
-                await self._to_number(waiting, waiting.overflow_to.destination)
+                await self.transfer_to_number(call, session, destination)
             else:
-                await self._voicemail(waiting, waiting.overflow_to.destination)
+                target = destination if self.settings.queue(destination) is not None else queue
+                await self.record_voicemail(call, session, target, priority=priority,
+                                            enqueued_at=item.enqueued_at, data=item.data)
         return outcome
 
     # ---- the ACD's channel interface -------------------------------------------------------
@@ -197,6 +221,16 @@ class VoiceQueue:
         item, call = waiting.item, waiting.call
         timeout = waiting.queue.ring_timeout_s + 5.0  # the ACD's ring timeout comes first
         try:
+            if self.before_ring is not None:
+                # The screen-pop reaches the agent's desktop before the phone rings.
+                try:
+                    await asyncio.wait_for(self.before_ring(item, extension), POP_TIMEOUT_S)
+                except TimeoutError:
+                    log.info("call %s: screen-pop to %s slow; ringing anyway", item.id, extension)
+                except Exception:  # a desktop problem must not cost the caller the agent
+                    log.exception("call %s: screen-pop to %s failed", item.id, extension)
+            if cancel.is_set():
+                return
             agent_leg = await self.manager.ring_agent(
                 extension, caller=call.caller, call=call, timeout=timeout, cancelled=cancel
             )
@@ -225,12 +259,55 @@ class VoiceQueue:
         call, agent_leg, extension = waiting.call, waiting.agent_leg, waiting.agent
         assert agent_leg is not None and extension is not None
         self.media.stop_playing(waiting.session, "answered")
+        if waiting.queue.record:
+            self._start_recording(call, waiting.session, agent_leg)
+        await self.stay_bridged(call, waiting.session, agent_leg, extension, survey=waiting.queue.survey_flow,
+                                on_end=lambda: self.acd.done(waiting.item.id))
+
+    async def stay_bridged(
+        self,
+        call: Call,
+        caller: InviteSession,
+        agent_leg: InviteSession,
+        extension: str,
+        *,
+        survey: str | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
+        """Bridge the caller to an agent's answered phone until either hangs up.
+
+        When the agent's leg ends first the caller goes on to the hand-off an agent
+        asked for (:meth:`hand_off`: a transfer), else to the ``survey`` flow; a
+        caller who hangs up first ends the call.  ``on_end`` runs as the bridge ends
+        (the ACD's ``done``: wrap-up starts).
+        """
+        call.data["agent"] = extension
+        survey = survey if self.run_flow is not None else None
+
+        def keep_caller() -> bool:
+            return survey is not None or call.id in self._handoffs
+
         try:
-            if waiting.queue.record:
-                self._start_recording(call, waiting.session, agent_leg)
-            await self.manager.bridge_answered(call, waiting.session, agent_leg, LegRole.AGENT, extension)
+            ender = await self.manager.bridge_answered(call, caller, agent_leg, LegRole.AGENT, extension,
+                                                       keep_caller=keep_caller)
         finally:
-            self.acd.done(waiting.item.id)
+            if on_end is not None:
+                on_end()
+        handoff = self._handoffs.pop(call.id, None)
+        if ender is not agent_leg or caller.state == SessionState.TERMINATED:
+            return
+        if handoff is not None:
+            await handoff()
+        elif survey is not None and self.run_flow is not None:
+            await self.run_flow(call, caller, survey)
+
+    def hand_off(self, call: Call, then: Callable[[], Awaitable[object]]) -> None:
+        """What the caller does once the agent's leg ends (a transfer): ``then`` runs in
+        the task that owns the caller, instead of the call ending."""
+        self._handoffs[call.id] = then
+
+    def cancel_hand_off(self, call: Call) -> None:
+        self._handoffs.pop(call.id, None)
 
     def _start_recording(self, call: Call, caller: InviteSession, agent: InviteSession) -> None:
         day = datetime.now(UTC)
@@ -238,36 +315,54 @@ class VoiceQueue:
         if self.media.record(path, caller, agent) is not None:
             call.data["recording"] = str(path)
 
-    async def _to_number(self, waiting: _Waiting, number: str) -> None:
-        route = self.manager._route(number)
+    async def transfer_to_number(self, call: Call, session: InviteSession, number: str) -> bool:
+        """Connect an answered caller to ``number`` through the dial plan and stay until
+        either hangs up.  False (after telling the caller) when it could not be reached."""
+        route = self.manager.route(number)
         if route is None:
-            log.warning("call %s: overflow number %s has no route", waiting.call.id, number)
-            await self._play_and_wait(waiting.session, ["agents-busy", "goodbye"])
-            await waiting.session.bye("no route")
-            return
+            log.warning("call %s: no route to %s", call.id, number)
+            await self._play_and_wait(session, ["agents-busy", "goodbye"])
+            await session.bye("no route")
+            return False
         trunk, dialled = route
-        self.media.play(waiting.session, ["transferring"])
-        leg = await self.manager.dial_trunk(trunk, dialled, waiting.call, caller=waiting.call.caller)
-        if leg.state != SessionState.CONFIRMED or waiting.session.state == SessionState.TERMINATED:
+        self.media.play(session, ["transferring"])
+        leg = await self.manager.dial_trunk(trunk, dialled, call, caller=call.caller)
+        if leg.state != SessionState.CONFIRMED or session.state == SessionState.TERMINATED:
             if leg.state == SessionState.CONFIRMED:
                 await leg.bye("caller gone")
-            else:
-                await self._play_and_wait(waiting.session, ["agents-busy", "goodbye"])
-                await waiting.session.bye("overflow failed")
-            return
-        await self.manager.bridge_answered(waiting.call, waiting.session, leg, LegRole.TRUNK, number)
+            elif session.state != SessionState.TERMINATED:
+                await self._play_and_wait(session, ["agents-busy", "goodbye"])
+                await session.bye("transfer failed")
+            return False
+        await self.manager.bridge_answered(call, session, leg, LegRole.TRUNK, number)
+        return True
 
-    async def _voicemail(self, waiting: _Waiting, queue: str) -> None:
-        """Record a message after the tone (``#`` or hang-up ends it) and queue it as a voicemail item."""
-        session, call = waiting.session, waiting.call
-        await self._play_and_wait(session, ["agents-busy", "leave-message", "beep"])
+    async def record_voicemail(
+        self,
+        call: Call,
+        session: InviteSession,
+        queue: str,
+        *,
+        prompts: Sequence[str | Path] = ("agents-busy", "leave-message"),
+        max_s: float = VOICEMAIL_MAX_S,
+        priority: int = 0,
+        enqueued_at: float | None = None,
+        data: Mapping[str, Any] | None = None,
+        language: str = "en",
+    ) -> bool:
+        """Record a message after the tone (``#``, hang-up or ``max_s`` ends it) and
+        queue it in ``queue`` as a ``voicemail`` work item carrying ``data``.
+
+        Returns False when nothing was recorded (the caller left before the tone).
+        """
+        await self._play_and_wait(session, [*prompts, "beep"], language)
         if session.state == SessionState.TERMINATED:
-            return
+            return False
         path = self.voicemail_dir / f"{call.id}.wav"
         recorder = self.media.record(path, session)
         if recorder is None:
             await session.bye("voicemail failed")
-            return
+            return False
         ended = asyncio.Event()
         rtp = self.media.rtp(session)
         sink = None
@@ -281,7 +376,7 @@ class VoiceQueue:
         hangup = asyncio.ensure_future(session.terminated.wait())
         done = asyncio.ensure_future(ended.wait())
         try:
-            await asyncio.wait([hangup, done], timeout=VOICEMAIL_MAX_S, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([hangup, done], timeout=max_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
             hangup.cancel()
             done.cancel()
@@ -289,22 +384,23 @@ class VoiceQueue:
                 rtp.dtmf_sinks.remove(sink)
             await self.media.stop_recording(recorder)
         call.data["voicemail"] = str(path)
-        target_queue = queue if self.settings.queue(queue) is not None else waiting.item.queue
+        base = {"call_id": call.id, "caller": call.caller, "callee": call.callee}
         item = WorkItem(
             id=f"vm-{call.id}",
             channel=Channel.VOICEMAIL,
-            queue=target_queue,
-            priority=waiting.item.priority,
-            enqueued_at=waiting.item.enqueued_at,
-            data={**waiting.item.data, "recording": str(path), "duration_s": round(time.time() - started, 1)},
+            queue=queue,
+            priority=priority,
+            enqueued_at=enqueued_at,
+            data={**base, **(data or {}), "recording": str(path), "duration_s": round(time.time() - started, 1)},
         )
         try:
             await self.acd.enqueue(item)
         except AcdError as exc:
             log.warning("call %s: voicemail not queued: %s", call.id, exc)
         if session.state != SessionState.TERMINATED:
-            await self._play_and_wait(session, ["goodbye"])
+            await self._play_and_wait(session, ["goodbye"], language)
             await session.bye("voicemail")
+        return True
 
     # ---- what a waiting caller hears ----------------------------------------------------------
     async def _announce(self, waiting: _Waiting) -> None:
@@ -326,8 +422,9 @@ class VoiceQueue:
             if not waiting.outcome.done() and waiting.session.state != SessionState.TERMINATED:
                 self.media.hold_music(waiting.session)
 
-    async def _play_and_wait(self, session: InviteSession, prompts: list[str]) -> None:
-        player = self.media.play(session, prompts)
+    async def _play_and_wait(self, session: InviteSession, prompts: Sequence[str | Path],
+                             language: str = "en") -> None:
+        player = self.media.play(session, prompts, language=language)
         if player is None:
             return
         hangup = asyncio.ensure_future(session.terminated.wait())

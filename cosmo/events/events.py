@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from cosmo.events.bus import Event
 
-__all__ = ["AgentRegistered", "AgentUnregistered", "CallAnswered", "CallEnded", "CallStarted", "Direction"]
+__all__ = ["AgentRegistered", "AgentUnregistered", "CallAnswered", "CallEnded", "CallHeld", "CallStarted", "Direction"]
 
 Direction = Literal["inbound", "outbound"]
 
@@ -34,6 +34,16 @@ class CallAnswered(Event):
 
     topic: ClassVar[str] = "call.answered"
     call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallHeld(Event):
+    """One leg of a call was put on hold (``held``) or resumed, by its phone or by Cosmo."""
+
+    topic: ClassVar[str] = "call.hold"
+    call_id: str
+    sip_call_id: str
+    held: bool
 
 
 @dataclass(frozen=True, slots=True)

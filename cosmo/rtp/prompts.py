@@ -291,6 +291,11 @@ class PlaylistCursor:
         return (self._item, self._frame)
 
     @property
+    def duration_s(self) -> float:
+        """How long one pass over the playlist plays, in seconds."""
+        return sum(len(frames) for frames in self._prompts) * FRAME_SAMPLES / 8000
+
+    @property
     def frames_sent(self) -> int:
         """Frames handed out so far, over all loops."""
         return self._sent

@@ -34,7 +34,7 @@ from tests.peers.sipp import SCENARIO_DIR, SippUas, start_sipp_uas
 
 pytestmark = [pytest.mark.peers]
 
-NUMBER = "+15550100"  # the demo number: queue support
+NUMBER = "+15550101"  # the demo number straight to queue support (no IVR)
 CALLER_TONE = 440
 AGENT_TONE = 1000
 
@@ -42,8 +42,9 @@ AGENT_TONE = 1000
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def short_times(*, ring_timeout_s: float = 4, wrap_up_s: int = 2) -> Any:
-    """A config change: support's timers short enough for a test, no recording prompt."""
+def short_times(*, ring_timeout_s: float = 4, wrap_up_s: int = 2, survey: bool = False) -> Any:
+    """A config change: support's timers short enough for a test, no recording prompt,
+    and no post-call survey unless ``survey``."""
 
     def change(settings: dict[str, Any]) -> None:
         support = next(q for q in settings["queues"] if q["name"] == "support")
@@ -51,6 +52,8 @@ def short_times(*, ring_timeout_s: float = 4, wrap_up_s: int = 2) -> Any:
         support["wrap_up_s"] = wrap_up_s
         support["record"] = False
         support.pop("record_announcement", None)
+        if not survey:
+            support.pop("survey_flow", None)
 
     return change
 

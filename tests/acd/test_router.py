@@ -16,6 +16,7 @@ from cosmo.acd import (
     AgentStateError,
     Channel,
     ItemAssigned,
+    ItemChanged,
     ItemCompleted,
     ItemOffered,
     ItemOverflowed,
@@ -607,3 +608,26 @@ def test_acd_imports_no_channel_or_io_room() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith(forbidden), f"{path.name} imports {name}"
+
+
+# --------------------------------------------------------------------------- supervisors' changes
+
+
+def test_a_raised_priority_or_a_move_changes_who_is_served_next() -> None:
+    router = make([SUPPORT, SALES], [Agent("1001", skills={"sales": 3})])
+    router.add_item(item("old", "sales"), 10.0)
+    router.add_item(item("new", "sales"), 20.0)
+    router.add_item(item("moved", "support"), 5.0)
+    events = router.change_item("new", 30.0, priority=5)
+    assert [(e.item_id, e.queue, e.priority, e.from_queue) for e in events if isinstance(e, ItemChanged)] == \
+        [("new", "sales", 5, "sales")]
+    router.change_item("moved", 31.0, queue="sales")
+    assert router.item("moved").queue == "sales" and router.item("moved").enqueued_at == 5.0
+    assert [i.id for i in router.waiting("sales")] == ["new", "moved", "old"]
+    assert offers(router.set_agent_state("1001", AV, 32.0)) == [("new", "1001")]
+    with pytest.raises(RoutingError, match="item new is offered: only a waiting item can be changed"):
+        router.change_item("new", 33.0, priority=0)
+    with pytest.raises(UnknownQueueError):
+        router.change_item("old", 33.0, queue="nowhere")
+    with pytest.raises(UnknownItemError):
+        router.change_item("gone", 33.0, priority=1)

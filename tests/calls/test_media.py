@@ -40,7 +40,7 @@ from tests.peers.sipp import PCAP_DIR, pcap_rtp_packets, run_sipp, write_rtp_pca
 
 pytestmark = [pytest.mark.peers]
 
-NUMBER = "+15550100"  # the demo number: welcome prompt, then music on hold
+NUMBER = "+15550101"  # a demo number without IVR: welcome prompt, then music on hold in the queue
 WELCOME = REPO / "media" / "prompts" / "en" / "welcome.wav"
 MOH = REPO / "media" / "moh" / "default.wav"
 

@@ -16,7 +16,7 @@ from tests.peers.sipp import run_sipp, start_sipp_uas
 
 pytestmark = [pytest.mark.peers]
 
-NUMBER = "+15550100"
+NUMBER = "+15550101"  # the demo number straight to a queue (no IVR)
 
 
 def md5_first(settings: dict[str, Any]) -> None:
