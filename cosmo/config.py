@@ -46,6 +46,10 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from cosmo.email.settings import EmailSettings
+from cosmo.ivr.settings import IvrSettings
+from cosmo.speech.settings import SpeechSettings
+from cosmo.web.settings import WebSettings
 from cosmo.yamlfile import Loc, Problem, YamlSyntaxError, read_yaml, validation_problems
 
 __all__ = [
@@ -590,6 +594,9 @@ class QueueSettings(_Model):
     # after the named prompt when one is given.
     record: bool = False
     record_announcement: str | None = None
+    # An IVR flow (ivr_flows/<name>.yaml) the caller enters when the agent hangs
+    # up first: a post-call survey; what it collects is stored with the call.
+    survey_flow: Annotated[str, Field(pattern=_NAME_PATTERN)] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -653,6 +660,14 @@ class Settings(_Model):
     agents: list[AgentSettings] = Field(default_factory=list)
     queues: list[QueueSettings] = Field(default_factory=list)
     acd: AcdSettings = Field(default_factory=AcdSettings)
+    # IVR flows (ivr_flows/*.yaml), their reloading, business-hours calendars.
+    ivr: IvrSettings = Field(default_factory=IvrSettings)
+    # Speech recognition (vosk models by language, the English fallback), VAD, text-to-speech.
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    # E-mail: SMTP/IMAP intake, our addresses and their queues, the relay for replies (cosmo/email/settings.py).
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    # Sign-in (users and roles), the agent desktop, the wallboard and the CTI socket (cosmo/web/settings.py).
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -696,6 +711,10 @@ class Settings(_Model):
                 if step.overflow_to is not None and step.overflow_to not in queues:
                     problems.append(_problem(("queues", index, "relaxation", step_index, "overflow_to"),
                                              f"unknown queue {step.overflow_to!r}", step.overflow_to))
+        # E-mail addresses and IMAP mailboxes deliver into queues.
+        for path, queue_name in self.email.queue_references():
+            if queue_name not in queues:
+                problems.append(_problem(("email", *path), f"unknown queue {queue_name!r}", queue_name))
         for number, target in self.numbers.items():
             if target.trunk is not None and target.trunk not in trunks:
                 problems.append(_problem(("numbers", number, "trunk"), f"unknown trunk {target.trunk!r}", target.trunk))
@@ -751,6 +770,7 @@ def default_database_url(data_dir: Path) -> str:
 ENV_OVERRIDES: tuple[str, ...] = (
     "COSMO_SIP_PORT",
     "COSMO_HTTP_PORT",
+    "COSMO_SMTP_PORT",
     "COSMO_DATA_DIR",
     "COSMO_DATABASE_URL",
     "COSMO_LOG_LEVEL",
@@ -822,6 +842,19 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[L
             if http is not None:
                 http["port"] = port
                 origins[("http", "port")] = "COSMO_HTTP_PORT"
+
+    text = environ.get("COSMO_SMTP_PORT")
+    if text:
+        try:
+            port = _port_from_env("COSMO_SMTP_PORT", text)
+        except ValueError as exc:
+            problems.append(str(exc))
+        else:
+            email = section("email")
+            smtp = email.setdefault("smtp", {}) if email is not None else None
+            if isinstance(smtp, dict):  # ``smtp: null`` (no listener) stays off
+                smtp["port"] = port
+                origins[("email", "smtp", "port")] = "COSMO_SMTP_PORT"
 
     for name, key in (
         ("COSMO_DATA_DIR", "data_dir"),

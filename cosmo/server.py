@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,8 +22,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cosmo.acd.errors import AcdError
+from cosmo.acd.model import WorkItem
 from cosmo.acd.service import AcdService
 from cosmo.calls.call import CallRecord
+from cosmo.calls.control import AgentCallControl
+from cosmo.calls.ivr_port import IvrCalls
 from cosmo.calls.manager import CallManager
 from cosmo.calls.media import CallMedia
 from cosmo.calls.queueing import VoiceQueue
@@ -36,11 +40,13 @@ from cosmo.config import (
     default_database_url,
     load_config,
 )
+from cosmo.email.service import EmailService
 from cosmo.events.bus import EventBus
 from cosmo.events.events import AgentRegistered, AgentUnregistered
+from cosmo.ivr.registry import FlowRegistry
 from cosmo.rtp.engine import MediaEngine
 from cosmo.rtp.g711 import alaw_encode, ulaw_encode
-from cosmo.rtp.prompts import PromptCache
+from cosmo.rtp.prompts import PromptCache, PromptNotFound
 from cosmo.sip.auth import DigestAuthenticator, FailureThrottle, ha1
 from cosmo.sip.challenge import Challenger
 from cosmo.sip.registrar import (
@@ -55,14 +61,21 @@ from cosmo.sip.stack import SipStack
 from cosmo.sip.transaction import Timers
 from cosmo.sip.transport import Address
 from cosmo.sip.useragent import UserAgent
+from cosmo.speech.service import SpeechService
 from cosmo.store import repositories as repo
 from cosmo.store.batch import BatchWriter
-from cosmo.store.customers import CustomerRepository
+from cosmo.store.customers import CustomerRepository, InteractionRecord
 from cosmo.store.db import Database
+from cosmo.store.email import EmailRepository
+from cosmo.store.web import WebRepository
 from cosmo.web.acd_api import add_acd_routes
 from cosmo.web.api import add_telephony_routes, bearer_auth
 from cosmo.web.app import HttpServer, create_app
 from cosmo.web.config_api import ConfigChange, ConfigChangeRefused, add_config_routes
+from cosmo.web.control_api import add_control_routes
+from cosmo.web.desktop import WebDesk, add_web
+from cosmo.web.email_api import add_email_routes
+from cosmo.web.services import WebServices
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +152,29 @@ def _cdr_row(record: CallRecord) -> repo.CdrRecord:
     )
 
 
+def _interaction(record: CallRecord) -> InteractionRecord | None:
+    """A voice interaction for the customer the IVR found (their history on every channel)."""
+    customer = record.extra.get("customer")
+    if not isinstance(customer, dict) or not isinstance(customer.get("id"), int):
+        return None
+    extra = record.extra
+    return InteractionRecord(
+        channel="voice",
+        ref=record.call_id,
+        customer_id=customer["id"],
+        started_at=datetime.fromtimestamp(record.started_at, UTC),
+        ended_at=datetime.fromtimestamp(record.ended_at, UTC),
+        queue=_text(extra.get("queue")),
+        agent=_text(extra.get("agent")),
+        outcome=_text(extra.get("queue_outcome")) or record.end_reason,
+        data={key: extra[key] for key in ("caller", "ivr", "survey", "queue_wait_s", "voicemail") if key in extra},
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _node_secret(data_dir: Path) -> bytes:
     """The node's HMAC secret for digest nonces, created once and kept in the data dir."""
     path = data_dir / "node.secret"
@@ -192,6 +228,7 @@ class CosmoServer:
         self.registrar: RegistrarService | None = None
         self.trunks = TrunkDirectory(settings.trunks, sip.domain)
         self.cdr_writer = BatchWriter(repo.CdrRepository(self.database).add_many, name="cdr-writer")
+        self.interaction_writer = BatchWriter(self.customers.add_interactions, name="interaction-writer")
         rtp = settings.rtp
         self.media_engine = MediaEngine(rtp.host, rtp.port_min, rtp.port_max, rtp_timeout=rtp.timeout_s)
         self.prompts = PromptCache(settings.media_dir, {"PCMU": ulaw_encode, "PCMA": alaw_encode})
@@ -205,7 +242,7 @@ class CosmoServer:
             agent_ha1=self.agent_ha1,
             media=self.media,
             events=self.bus,
-            on_record=lambda record: self.cdr_writer.add(_cdr_row(record)),
+            on_record=self._on_record,
             throttle=self.throttle,
             challenger=self.challenger,
         )
@@ -214,10 +251,47 @@ class CosmoServer:
             is_registered=lambda extension: bool(self.location.bindings(aor_for(extension))),
         )
         self.voice_queue = VoiceQueue(self.calls, self.acd, settings)
+        self.call_control = AgentCallControl(self.calls, self.voice_queue)
+        self.speech = SpeechService(settings.speech)
+        self.flows = FlowRegistry(settings.ivr, customers=self.customers, prompt_exists=self._prompt_exists,
+                                  unknown_words=self._unknown_words)
+        self.ivr = IvrCalls(self.voice_queue, self.flows, language=settings.ivr.default_language,
+                            speech=self.speech, tts=self.speech.synthesize)
+        self.voice_queue.run_flow = self.ivr.run
         self.calls.on_local_call = self.voice_queue.number_call
+        # E-mail (cosmo/email): its cases' work items wait in the same ACD queues as calls.
+        self.email = EmailService(
+            settings.email, data_dir=settings.data_dir, repository=EmailRepository(self.database), acd=self.acd,
+            customers=self.customers, events=self.bus, queues=lambda: [q.name for q in self.settings.queues],
+            record_interaction=self.interaction_writer.add,
+            agent_name=lambda ext: agent.name if (agent := self.settings.agent(ext)) is not None else None,
+        )
+        self.web_store = WebRepository(self.database)
+        self.desk: WebDesk | None = None
         self.provider_registrations: list[ProviderRegistration] = []
         self.http: HttpServer | None = None
         self.sip_addresses: list[Address] = []
+
+    def _on_record(self, record: CallRecord) -> None:
+        self.cdr_writer.add(_cdr_row(record))
+        interaction = _interaction(record)
+        if interaction is not None:
+            self.interaction_writer.add(interaction)
+
+    async def _screen_pop(self, item: WorkItem, extension: str) -> None:
+        """The offer reaches the agent's desktop before the agent's phone rings."""
+        if self.desk is not None:
+            await self.desk.hub.pop(extension, self.acd.item_view(item))
+
+    def _prompt_exists(self, name: str, language: str) -> bool:
+        try:
+            return self.prompts.resolve(name, language).is_file()
+        except PromptNotFound:
+            return False
+
+    def _unknown_words(self, language: str, phrases: Sequence[str]) -> list[str]:
+        # A language no engine serves is heard by keys alone; start() says so in the log.
+        return self.speech.unknown_words(language, phrases) if self.speech.serves(language) else []
 
     def agent_ha1(self, username: str, algorithm: str) -> str | None:
         """The HA1 of an agent's SIP password for ``algorithm`` (MD5 or SHA-256)."""
@@ -244,7 +318,15 @@ class CosmoServer:
                 log.info("%d customers loaded from %s", seeded, settings.customers_file)
         loaded = await self.location.load()
         await self.cdr_writer.start()
+        await self.interaction_writer.start()
         await self.acd.start()
+        await self.email.start()
+        await self.speech.start()
+        await self.flows.start()
+        for number, target in settings.numbers.items():
+            if target.flow is not None and target.flow not in self.flows:
+                log.error("number %s names IVR flow %r, which is not served (%s)", number, target.flow,
+                          f"its calls go to queue {target.queue}" if target.queue else "its calls hear music only")
         for listener in settings.sip.listen:
             ssl_context = None
             if listener.transport in ("tls", "wss"):
@@ -285,7 +367,18 @@ class CosmoServer:
         app.middlewares.append(bearer_auth(lambda: [t.get_secret_value() for t in self.settings.api.tokens]))
         add_telephony_routes(app, TelephonyService(self.calls, self.location, self.stack, self.ua))
         add_acd_routes(app, self.acd)
+        add_control_routes(app, self.call_control)
+        add_email_routes(app, self.email)
         add_config_routes(app, self)
+        # Sign-in, the desktop, the wallboard and /cti (after bearer_auth: /api/ stays the integrations').
+        self.desk = add_web(app, WebServices(
+            acd=self.acd, bus=self.bus, customers=self.customers, controls=self.call_control,
+            users=self.web_store.users, sessions=self.web_store.sessions, knowledge=self.web_store.knowledge,
+            dispositions=self.web_store.dispositions, settings=lambda: self.settings.web,
+            api_tokens=lambda: [t.get_secret_value() for t in self.settings.api.tokens],
+            reasons=lambda: self.settings.acd.reasons,
+        ))
+        self.voice_queue.before_ring = self._screen_pop
         self.http = HttpServer(app, settings.http.host, settings.http.port)
         await self.http.start()
         log.info("Cosmo %s ready", settings.node_name)
@@ -331,6 +424,10 @@ class CosmoServer:
             changes += _section_changes(current, settings)
             await repo.AgentRepository(self.database).sync_from_config(settings.agents, settings.sip.domain)
             await self.acd.flush()
+            if self.desk is not None and settings.web != current.web:
+                removed = await self.desk.reload()
+                if removed:
+                    changes.append(f"web users removed: {', '.join(removed)}")
         log.info("configuration applied: %s", "; ".join(changes) or "no change")
         return ConfigChange(changes, restart)
 
@@ -383,13 +480,19 @@ class CosmoServer:
             self.registrar = None
         await self.stack.close()
         self.media_engine.close()
+        await self.call_control.close()
+        await self.flows.close()
+        await self.speech.close()
+        await self.email.close()
         await self.acd.close()
         await self.cdr_writer.close()
+        await self.interaction_writer.close()
         await self.database.close()
 
 
 RESTART_SECTIONS = (
     "node_name", "data_dir", "media_dir", "database_url", "customers_file", "sip", "rtp", "http", "trunks",
+    "email",
 )
 """Settings read only at start: a reload that changes them says a restart is needed."""
 
@@ -419,7 +522,7 @@ def _validated(model: type[ModelT], data: dict[str, Any], what: str) -> ModelT:
 
 def _section_changes(before: Settings, after: Settings) -> list[str]:
     """The reloadable sections outside the ACD that changed."""
-    return [f"{name} changed" for name in ("numbers", "routes", "api", "log_level")
+    return [f"{name} changed" for name in ("numbers", "routes", "api", "log_level", "web")
             if getattr(before, name) != getattr(after, name)]
 
 

@@ -133,6 +133,8 @@ async def cosmo_server(
         {"transport": "tcp", "host": "127.0.0.1", "port": sip_port},
     ]
     settings["http"] = {"host": "127.0.0.1", "port": http_port}
+    if isinstance(settings.get("email", {}).get("smtp"), dict):
+        settings["email"]["smtp"]["port"] = free_port("tcp")  # the demo's 2525 may be taken
     data_dir = data_dir or tmp_path / "var"
     settings["data_dir"] = str(data_dir)
     if change is not None:

@@ -61,8 +61,10 @@ def test_demo_config_loads() -> None:
     assert trunk.inbound.allows("127.0.0.1")
     assert not trunk.inbound.allows("127.0.0.2")
     assert trunk.inbound.username is None
+    assert settings.numbers["+15550100"].flow == "main"
     assert settings.numbers["+15550100"].queue == "support"
     assert settings.numbers["+15550100"].trunk == "demo"
+    assert settings.numbers["+15550101"].flow is None
 
     agents = {a.extension: a for a in settings.agents}
     assert sorted(agents) == ["1001", "1002", "1003", "1004", "1005"]

@@ -10,7 +10,7 @@ without its country code matches on its last ten digits.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -129,6 +129,11 @@ class CustomerRepository:
             rows = exact or rows
         return _record(rows[0]) if rows else None
 
+    async def find_customer(self, by: str, value: str) -> dict[str, Any] | None:
+        """:meth:`find` as plain data (the IVR's look-up step; the screen-pop shows it)."""
+        record = await self.find(by, value)
+        return record.to_dict() if record is not None else None
+
     async def add(self, name: str, **fields: Any) -> CustomerRecord:
         """Store a new customer (``phone``, ``email``, ``account``, ``tier``, ``attributes``...)."""
         row = Customer(name=name, **_columns(fields))
@@ -174,16 +179,16 @@ class CustomerRepository:
 
     async def add_interaction(self, interaction: InteractionRecord) -> int:
         """Store one interaction; returns its id."""
-        row = Interaction(
-            customer_id=interaction.customer_id, channel=interaction.channel, ref=interaction.ref,
-            started_at=interaction.started_at, ended_at=interaction.ended_at, queue=interaction.queue,
-            agent=interaction.agent, outcome=interaction.outcome, disposition=interaction.disposition,
-            notes=interaction.notes, data=dict(interaction.data),
-        )
+        row = _interaction_row(interaction)
         async with self._db.session() as session:
             session.add(row)
             await session.flush()
             return row.id
+
+    async def add_interactions(self, interactions: Sequence[InteractionRecord]) -> None:
+        """Store several interactions in one transaction (the call-record writer's batches)."""
+        async with self._db.session() as session:
+            session.add_all([_interaction_row(interaction) for interaction in interactions])
 
     async def history(self, customer_id: int, limit: int = 50) -> list[InteractionRecord]:
         """A customer's interactions on every channel, the latest first."""
@@ -200,6 +205,15 @@ class CustomerRepository:
                 )
                 for row in rows
             ]
+
+
+def _interaction_row(interaction: InteractionRecord) -> Interaction:
+    return Interaction(
+        customer_id=interaction.customer_id, channel=interaction.channel, ref=interaction.ref,
+        started_at=interaction.started_at, ended_at=interaction.ended_at, queue=interaction.queue,
+        agent=interaction.agent, outcome=interaction.outcome, disposition=interaction.disposition,
+        notes=interaction.notes, data=dict(interaction.data),
+    )
 
 
 _FIELDS = frozenset({"name", "phone", "email", "account", "tier", "language", "preferred_channel", "notes",

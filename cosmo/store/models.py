@@ -237,3 +237,150 @@ class Interaction(Base):
     disposition: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebUserRow(Base):
+    """A person who signs in to the desktop, wallboard or admin pages: an Argon2 hash, never the password."""
+
+    __tablename__ = "web_users"
+    __table_args__ = (CheckConstraint("role IN ('agent', 'supervisor', 'admin')", name="role"),)
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    # The ACD extension an agent works as.
+    extension: Mapped[str | None] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebSessionRow(Base):
+    """A browser sign-in, found by the SHA-256 of its cookie (the cookie itself is never stored)."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class KnowledgeArticle(Base):
+    """A knowledge-base article; ``tags`` match it to IVR choices, queues and e-mail subjects."""
+
+    __tablename__ = "kb_articles"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --------------------------------------------------------------------------- e-mail (cosmo.email)
+
+
+class EmailCaseRow(Base):
+    """An e-mail case: one customer's matter, the thread of its messages and its open work item."""
+
+    __tablename__ = "email_cases"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'answered', 'closed')", name="status"),
+        Index(None, "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    customer_id: Mapped[int | None] = mapped_column(Id, index=True)
+    # The customer's address (lower case) and ours the case is with (From of replies).
+    address: Mapped[str | None] = mapped_column(String(320), index=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    queue: Mapped[str] = mapped_column(String(64))
+    # open: waiting for an agent or being handled; answered: waiting for the customer.
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    skills: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rules: Mapped[list[str]] = mapped_column(Json, default=list)
+    language: Mapped[str | None] = mapped_column(String(16))
+    # The case's work item in the ACD while it has one; item_seq numbers them.
+    item_id: Mapped[str | None] = mapped_column(String(64))
+    item_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # The agent handling the case now, or the last one who did.
+    agent: Mapped[str | None] = mapped_column(String(32))
+    # Arrival of the oldest customer message not yet answered (the response-time clock).
+    waiting_since: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None]
+
+
+class EmailMessageRow(Base):
+    """One e-mail, in (a customer's) or out (a reply, an acknowledgement); its raw bytes are a file."""
+
+    __tablename__ = "email_messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        # An IMAP message is stored once: RFC 3501 §2.3.1.1 (UIDVALIDITY, UID) names it for good.
+        UniqueConstraint("imap_mailbox", "imap_uidvalidity", "imap_uid"),
+        Index(None, "direction", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int | None] = mapped_column(Id, index=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    # mail (a customer's), reply (an agent's), ack (automatic acknowledgement).
+    kind: Mapped[str] = mapped_column(String(16))
+    # in: stored -> routed; out: queued -> sent | failed.
+    status: Mapped[str] = mapped_column(String(16))
+    # smtp, imap:<mailbox>, agent:<extension>, auto.
+    source: Mapped[str] = mapped_column(String(80))
+    message_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(512))
+    reference_ids: Mapped[str] = mapped_column(Text, default="")
+    # The SMTP envelope (RFC 5321 MAIL FROM, RCPT TO).
+    mail_from: Mapped[str | None] = mapped_column(String(320))
+    rcpt_to: Mapped[list[str]] = mapped_column(Json, default=list)
+    from_addr: Mapped[str | None] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    to_addrs: Mapped[list[str]] = mapped_column(Json, default=list)
+    cc_addrs: Mapped[list[str]] = mapped_column(Json, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The other side's address (sender of mail in, first recipient of mail out), lower case.
+    peer: Mapped[str | None] = mapped_column(String(320), index=True)
+    # The raw message, relative to the e-mail store directory.
+    eml_path: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    text: Mapped[str] = mapped_column(Text, default="")
+    text_source: Mapped[str] = mapped_column(String(8), default="none")
+    attachments: Mapped[list[Any]] = mapped_column(Json, default=list)
+    problems: Mapped[list[str]] = mapped_column(Json, default=list)
+    headers: Mapped[list[Any]] = mapped_column(Json, default=list)
+    language: Mapped[str | None] = mapped_column(String(16))
+    agent: Mapped[str | None] = mapped_column(String(32))
+    # Sending (out): tries so far, when the next is due, the relay's last answer.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    imap_mailbox: Mapped[str | None] = mapped_column(String(64))
+    imap_uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    imap_uid: Mapped[int | None] = mapped_column(BigInteger)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class EmailMailboxRow(Base):
+    """Where IMAP polling of one configured mailbox stands: its UIDVALIDITY and the last UID stored."""
+
+    __tablename__ = "email_mailboxes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -98,6 +98,7 @@ class _Account(pj.Account):
         info = call.getInfo()
         self.agent.emit(
             "incoming_call",
+            ts=time.time(),  # wall clock: compared with other processes' (the desktop's screen-pop)
             call=call.handle,
             account=self.name,
             call_id=info.callIdString,
