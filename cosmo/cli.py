@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import getpass
 import logging
 import os
 import signal
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     flows_parser.add_argument("--config", "-c", metavar="PATH",
                               help=f"{config_help}; its ivr: section gives the flows dir and calendars")
     speech_cli.add_parser(commands)
+    commands.add_parser("hash-password", help="read a password (prompted, or one line of stdin) and print "
+                                              "its Argon2id hash for web.users in the configuration")
     return parser
 
 
@@ -206,6 +209,24 @@ def _cmd_flows(args: argparse.Namespace) -> int:
     return ivr_cli.run(args, settings)
 
 
+def _cmd_hash_password() -> int:
+    """``cosmo hash-password``: the Argon2id hash of a password, for ``web.users[].password``."""
+    from cosmo.web.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the two passwords differ", file=sys.stderr)
+            return EXIT_FAILURE
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("error: an empty password", file=sys.stderr)
+        return EXIT_FAILURE
+    print(hash_password(password))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cosmo`` command; returns the exit status."""
     parser = build_parser()
@@ -220,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_flows(args)
     if args.command == "speech":
         return speech_cli.run(args)
+    if args.command == "hash-password":
+        return _cmd_hash_password()
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

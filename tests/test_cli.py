@@ -39,6 +39,21 @@ def test_check_ok() -> None:
     assert (result.returncode, result.stdout) == (0, f"ok: {DEMO}\n")
 
 
+def test_hash_password_gives_a_hash_the_configuration_takes() -> None:
+    from argon2 import PasswordHasher
+
+    from cosmo.web.settings import is_password_hash
+
+    result = subprocess.run([sys.executable, "-m", "cosmo", "hash-password"], input="s3cret\n", cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=False)
+    digest = result.stdout.strip()
+    assert result.returncode == 0 and is_password_hash(digest), result
+    assert PasswordHasher().verify(digest, "s3cret")
+    empty = subprocess.run([sys.executable, "-m", "cosmo", "hash-password"], input="\n", cwd=REPO,
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert (empty.returncode, empty.stderr) == (1, "error: an empty password\n")
+
+
 def test_check_default_path_is_relative_to_working_directory() -> None:
     result = cosmo("check")
     assert (result.returncode, result.stdout) == (0, "ok: config/cosmo.yaml\n")

@@ -132,6 +132,14 @@ class FlowRegistry:
                  f"; refused: {', '.join(report.refused)}" if report.refused else "")
         return report
 
+    def reconfigure(self, settings: IvrSettings) -> ReloadReport:
+        """New ``ivr`` settings (a configuration reload): every flow file is checked again
+        against them (calendars, default language); one that no longer passes is refused
+        and its last good version keeps serving, as with an edited file."""
+        self.settings = settings
+        self._stamps = {path: (-1, -1) for path in self._stamps}  # no file has this stamp
+        return self.reload()
+
     def reload(self) -> ReloadReport:
         """Read the files that changed since the last look; see the module notes."""
         try:

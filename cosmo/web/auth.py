@@ -78,6 +78,11 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _hasher = PasswordHasher()
 
 
+def hash_password(password: str) -> str:
+    """An Argon2id hash string (RFC 9106, PHC format) of ``password``, for the ``web.users`` of the configuration."""
+    return _hasher.hash(password)
+
+
 class UserStore(Protocol):
     """Where users are kept (:class:`cosmo.store.web.WebUserRepository`)."""
 

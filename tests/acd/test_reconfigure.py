@@ -100,6 +100,7 @@ async def test_reload_while_a_caller_waits_keeps_the_call(tmp_path: Path) -> Non
         status, body = await server.api("DELETE", "/api/queues/support")
         assert status == 422, body
         assert body["problems"] == ["queues.0.relaxation.0.overflow_to: unknown queue 'support'",
+                                    "email.addresses.support@example.com.queue: unknown queue 'support'",
                                     "numbers.+15550100.queue: unknown queue 'support'",
                                     "numbers.+15550101.queue: unknown queue 'support'"]
         original = server.config_path.read_text()
@@ -109,6 +110,8 @@ async def test_reload_while_a_caller_waits_keeps_the_call(tmp_path: Path) -> Non
             next(q for q in settings["queues"] if q["name"] == "billing")["relaxation"] = []
             for number in settings["numbers"].values():
                 number["queue"] = "sales"
+            for address in settings["email"]["addresses"].values():
+                address["queue"] = "sales"
 
         edit_config(server, without_support)
         status, body = await server.api("POST", "/api/reload")

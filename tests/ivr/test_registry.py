@@ -192,3 +192,15 @@ def test_missing_directory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
     assert registry.load() == ReloadReport()
     assert registry.names() == []
     assert "IVR flows: no directory" in caplog.text
+
+
+def test_new_settings_check_every_flow_again(flows: Path) -> None:
+    registry = registry_for(flows)
+    registry.load()
+    main = registry.get("main")
+    # A configuration reload without the calendar main.yaml names: refused, the last good version serves.
+    report = registry.reconfigure(IvrSettings(flows_dir=flows, calendars={}))
+    assert report.refused == ("main",) and registry.get("main") is main
+    assert [p.message for p in registry.problems if p.severity == "error"] == ["unknown calendar 'business'"]
+    report = registry.reconfigure(IvrSettings(flows_dir=flows))
+    assert "main" in report.loaded and registry.problems == ()

@@ -39,6 +39,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,9 @@ from tests.peers.common import (
     EventQueue,
     PeerError,
     PeerEvent,
+    _is_free,
     free_port,
+    free_port_block,
     stop_process,
 )
 
@@ -227,7 +230,7 @@ class Baresip:
         self._workdir.mkdir(parents=True, exist_ok=True)
         self.record_dir.mkdir(exist_ok=True)
         if self.sip_port == 0:
-            self.sip_port = free_port("both")
+            self.sip_port = _sip_ports()
         self.ctrl_port = free_port("tcp")
         (self._workdir / "config").write_text(self.config_text())
         (self._workdir / "accounts").write_text(self.account_line() + "\n")
@@ -428,3 +431,12 @@ class Baresip:
         if not found:
             raise PeerError(f"{self.name}: no recording in {self.record_dir}")
         return found[-1]
+
+
+def _sip_ports() -> int:
+    """A port P free for UDP and TCP with P+1 free for TCP: baresip listens for SIP/TLS on P+1."""
+    for _ in range(50):
+        port = free_port_block(2, even=False)
+        if _is_free(port, socket.SOCK_STREAM) and _is_free(port + 1, socket.SOCK_STREAM):
+            return port
+    raise PeerError("no free SIP port pair for baresip on 127.0.0.1")

@@ -28,7 +28,7 @@ import pytest
 
 from cosmo.events.events import CallHeld
 from cosmo.store.customers import InteractionRecord
-from tests.web.test_cti_harness import PASSWORDS, Harness, harness
+from tests.web.test_cti_harness import PASSWORDS, harness
 
 playwright_api = pytest.importorskip("playwright.async_api")
 

@@ -22,7 +22,14 @@ from typing import Any
 
 import pytest
 
-from tests.acd.test_end_to_end import AGENT_TONE, CALLER_TONE, login, short_times, tone_of, wait_agent
+from tests.acd.test_end_to_end import (
+    AGENT_TONE,
+    CALLER_TONE,
+    login,
+    short_times,
+    tone_of,
+    wait_agent,
+)
 from tests.cosmo_server import cosmo_server
 from tests.peers.pjphone import PjPhone
 from tests.web.test_desktop_browser import CHROMIUM, browser, shot, signed_in
