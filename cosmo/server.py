@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cosmo.acd.errors import AcdError
-from cosmo.acd.model import WorkItem
+from cosmo.acd.model import Channel, WorkItem
 from cosmo.acd.service import AcdService
 from cosmo.calls.call import CallRecord
-from cosmo.calls.control import AgentCallControl
+from cosmo.calls.control import AgentCallControl, CallControlError
 from cosmo.calls.ivr_port import IvrCalls
 from cosmo.calls.manager import CallManager
 from cosmo.calls.media import CallMedia
@@ -40,6 +40,7 @@ from cosmo.config import (
     default_database_url,
     load_config,
 )
+from cosmo.email.errors import EmailError
 from cosmo.email.service import EmailService
 from cosmo.events.bus import EventBus
 from cosmo.events.events import AgentRegistered, AgentUnregistered
@@ -371,12 +372,16 @@ class CosmoServer:
         add_email_routes(app, self.email)
         add_config_routes(app, self)
         # Sign-in, the desktop, the wallboard and /cti (after bearer_auth: /api/ stays the integrations').
+        # The desktop takes e-mail offers through the e-mail channel (the case records its agent).
+        email = self.email if settings.email.enabled else None
         self.desk = add_web(app, WebServices(
-            acd=self.acd, bus=self.bus, customers=self.customers, controls=self.call_control,
+            acd=self.acd, bus=self.bus, customers=self.customers,
+            controls=DeskControls(self.call_control, self.acd, email),
             users=self.web_store.users, sessions=self.web_store.sessions, knowledge=self.web_store.knowledge,
             dispositions=self.web_store.dispositions, settings=lambda: self.settings.web,
             api_tokens=lambda: [t.get_secret_value() for t in self.settings.api.tokens],
             reasons=lambda: self.settings.acd.reasons,
+            email=email, email_templates=lambda: self.settings.email.reply.templates,
         ))
         self.voice_queue.before_ring = self._screen_pop
         self.http = HttpServer(app, settings.http.host, settings.http.port)
@@ -424,6 +429,11 @@ class CosmoServer:
             changes += _section_changes(current, settings)
             await repo.AgentRepository(self.database).sync_from_config(settings.agents, settings.sip.domain)
             await self.acd.flush()
+            if settings.ivr != current.ivr:
+                self.ivr.language = settings.ivr.default_language
+                report = self.flows.reconfigure(settings.ivr)
+                if report.refused:
+                    changes.append(f"IVR flows refused with the new ivr settings: {', '.join(report.refused)}")
             if self.desk is not None and settings.web != current.web:
                 removed = await self.desk.reload()
                 if removed:
@@ -490,9 +500,56 @@ class CosmoServer:
         await self.database.close()
 
 
+class DeskControls:
+    """What the desktop asks of an agent's work: an offered e-mail is taken and refused through
+    the e-mail channel (so its case records the agent), everything else through call control."""
+
+    def __init__(self, calls: AgentCallControl, acd: AcdService, email: EmailService | None) -> None:
+        self.calls = calls
+        self.acd = acd
+        self.email = email
+        # The call controls proper go straight to the voice channel.
+        self.hangup = calls.hangup
+        self.hold = calls.hold
+        self.transfer = calls.transfer
+        self.consult = calls.consult
+        self.complete_transfer = calls.complete_transfer
+        self.cancel_transfer = calls.cancel_transfer
+        self.dial = calls.dial
+
+    def _email_id(self, item_id: str) -> int | None:
+        """The e-mail of an offered e-mail item; ``None`` for other channels (or without the channel)."""
+        item = self.acd.item(item_id)
+        if self.email is None or item is None or item.channel is not Channel.EMAIL:
+            return None
+        email_id = item.data.get("email_id")
+        if not isinstance(email_id, int):
+            raise CallControlError(409, f"item {item_id} names no e-mail")
+        return email_id
+
+    async def answer(self, ext: str, item_id: str) -> None:
+        await self._take(ext, item_id, accept=True)
+
+    async def reject(self, ext: str, item_id: str) -> None:
+        await self._take(ext, item_id, accept=False)
+
+    async def _take(self, ext: str, item_id: str, *, accept: bool) -> None:
+        email_id = self._email_id(item_id)
+        if email_id is None or self.email is None:
+            await (self.calls.answer if accept else self.calls.reject)(ext, item_id)
+            return
+        try:
+            if accept:
+                await self.email.accept(email_id, ext)
+            else:
+                await self.email.decline(email_id, ext)
+        except EmailError as exc:
+            raise CallControlError(exc.status, str(exc)) from None
+
+
 RESTART_SECTIONS = (
     "node_name", "data_dir", "media_dir", "database_url", "customers_file", "sip", "rtp", "http", "trunks",
-    "email",
+    "email", "speech",
 )
 """Settings read only at start: a reload that changes them says a restart is needed."""
 
@@ -522,7 +579,7 @@ def _validated(model: type[ModelT], data: dict[str, Any], what: str) -> ModelT:
 
 def _section_changes(before: Settings, after: Settings) -> list[str]:
     """The reloadable sections outside the ACD that changed."""
-    return [f"{name} changed" for name in ("numbers", "routes", "api", "log_level", "web")
+    return [f"{name} changed" for name in ("numbers", "routes", "api", "log_level", "ivr", "web")
             if getattr(before, name) != getattr(after, name)]
 
 

@@ -100,9 +100,11 @@ class AgentCallControl:
             raise CallControlError(409, f"item {item_id} is no longer offered to agent {extension}")
 
     async def reject(self, extension: str, item_id: str) -> None:
-        """Refuse an offered item: the phone stops ringing, the item goes back to its place."""
+        """Refuse an offered item: the phone stops ringing, the item goes back to its place,
+        and the agent goes not ready as after a ring time-out (the ACD's no-answer reason),
+        so the same work is not offered straight back."""
         self._offered(extension, item_id)
-        self.voice.acd.declined(item_id, extension, "rejected")
+        self.voice.acd.declined(item_id, extension)
 
     def _offered(self, extension: str, item_id: str) -> WorkItem:
         item = self.voice.acd.item(item_id)

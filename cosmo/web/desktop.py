@@ -19,7 +19,9 @@ Pages (HTML, one per role):
 ==================  =============================  ==========================
 
 JSON under ``/ui/`` for the pages (cookie session; ``X-CSRF-Token`` on every
-state-changing request), and ``/cti``, the WebSocket (docs/CTI.md).  ``/api/``
+state-changing request), the desktop's e-mail among them when the server has
+an e-mail channel (:mod:`cosmo.web.email_desk`), and ``/cti``, the WebSocket
+(docs/CTI.md).  ``/api/``
 stays the bearer-token API of integrations.
 """
 
@@ -49,6 +51,7 @@ from cosmo.web.auth import (
 )
 from cosmo.web.cti import CtiHub
 from cosmo.web.cti_desks import history_entry
+from cosmo.web.email_desk import AgentEmail, add_email_desk
 from cosmo.web.knowledge import KnowledgeIndex
 from cosmo.web.services import WebServices
 from cosmo.web.settings import Role
@@ -199,6 +202,8 @@ def add_web(app: web.Application, services: WebServices) -> WebDesk:
     router.add_put("/ui/kb/{id:\\d+}", put_article)
     router.add_delete("/ui/kb/{id:\\d+}", delete_article)
     router.add_get("/cti", cti)
+    if services.email is not None:
+        add_email_desk(app, AgentEmail(services.email, services.acd, services.email_templates))
     return desk
 
 

@@ -9,7 +9,7 @@ object).  The composition root builds a :class:`WebServices` and hands it to
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -18,6 +18,7 @@ from cosmo.calls.control import CallControlError
 from cosmo.store.customers import CustomerRecord, InteractionRecord
 from cosmo.store.web import Article, Disposition
 from cosmo.web.auth import SessionStore, UserStore
+from cosmo.web.email_api import EmailDesk
 from cosmo.web.settings import WebSettings
 
 __all__ = [
@@ -163,6 +164,9 @@ class WebServices:
 
     ``settings`` and ``api_tokens`` are read at each use, so a configuration
     reload applies at once; ``reasons`` are the ACD's not-ready reason codes.
+    With ``email`` (the e-mail channel) the desktop reads and answers e-mail
+    (:mod:`cosmo.web.email_desk`), offering ``email_templates`` (by name) as
+    form letters.
     """
 
     acd: AcdDesk
@@ -177,3 +181,5 @@ class WebServices:
     api_tokens: Callable[[], Iterable[str]]
     reasons: Callable[[], Sequence[str]]
     clock: Callable[[], float] = field(default=time.time)
+    email: EmailDesk | None = None
+    email_templates: Callable[[], Mapping[str, str]] = field(default=dict)

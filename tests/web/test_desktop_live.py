@@ -20,6 +20,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.acd.test_end_to_end import (
@@ -29,9 +30,11 @@ from tests.acd.test_end_to_end import (
     short_times,
     tone_of,
     wait_agent,
+    wait_items,
 )
 from tests.cosmo_server import cosmo_server
 from tests.peers.pjphone import PjPhone
+from tests.web.test_cti_harness import CtiClient
 from tests.web.test_desktop_browser import CHROMIUM, browser, shot, signed_in
 
 pytestmark = [
@@ -122,3 +125,29 @@ async def test_pop_before_the_phone_rings_then_hold_resume_hang_up_and_dispositi
         await customer.goto(f"{url}/customers/{ada['id']}")
         await customer.wait_for_selector("#history:has-text('statement sent by e-mail')")
         await shot(customer, "live-customer")
+
+
+async def test_reject_from_the_desktop_stops_the_ringing_and_requeues_the_call(tmp_path: Path) -> None:
+    async with cosmo_server(tmp_path, short_times(ring_timeout_s=15)) as server, \
+            PjPhone(name="agent-1001", workdir=tmp_path / "pj1") as phone, \
+            PjPhone(name="caller", workdir=tmp_path / "pjc") as caller, \
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        url = f"http://127.0.0.1:{server.http_port}"
+        await login(server, phone, "1001")
+        async with session.post(f"{url}/ui/login", json={"username": "1001", "password": "agent1001"}) as response:
+            assert response.status == 200
+        desk = await CtiClient.connect(session, f"ws://127.0.0.1:{server.http_port}/cti", origin=url)
+        await desk.hello()
+        await desk.send({"type": "state", "id": 1, "state": "available"})
+        call = await caller.call(f"sip:+15550101@127.0.0.1:{server.sip_port}")
+        offer = await desk.expect("offer", timeout=20)
+        incoming = await phone.wait_incoming_call(timeout=10)
+        await desk.send({"type": "reject", "id": 2, "item_id": offer["item_id"]})
+        await desk.expect("ack", re=2)
+        await phone.wait_call_state("DISCONNECTED", timeout=10, call=incoming["call"])
+        [waiting] = await wait_items(server, 1, "support")
+        assert waiting["id"] == offer["item_id"]
+        view = await wait_agent(server, "1001", state="not_ready")
+        assert view["reason"] == "no-answer", view
+        await caller.hangup(call=call)
+        await desk.close()

@@ -1,11 +1,13 @@
-// The agent desktop: state, the screen-pop, call controls, wrap-up, click-to-dial.
-// Everything arrives on the CTI socket; commands go back on it (docs/CTI.md).
+// The agent desktop: state, the screen-pop, call controls, e-mail, wrap-up, click-to-dial.
+// Everything arrives on the CTI socket; commands go back on it (docs/CTI.md).  E-mail is
+// read and answered through /ui/ (email.js); mail content is only ever set as text.
 
 import {
   $, $$, api, clock, dateTime, duration, h, initials, linkState, replace, requireUser, signOut, since, statePill,
   toast, typing, words, STATE_LABELS,
 } from "./common.js";
 import { CtiSocket } from "./cti.js";
+import { insertIntoReply, loadTemplates, mailActions, renderMail } from "./email.js";
 
 const desk = {
   me: null,
@@ -19,6 +21,10 @@ const desk = {
   phone: null,
   disposition: null,
   transfer: null,       // {call_id, consulting: bool}
+  selected: null,       // what the agent looks at: "offer", an item_id in hand, or null (the latest)
+  mail: new Map(),      // item_id -> {data, error, loading} of an e-mail offered or in hand
+  drafts: new Map(),    // item_id -> {body, template} being written
+  templates: [],        // the reply templates [{name, text}]
   kbResults: null,      // articles found by a search (instead of the suggestions)
 };
 
@@ -37,11 +43,14 @@ function onMessage(message) {
       desk.queues = message.queues || [];
       desk.agents = message.agents || [];
       desk.phone = message.phone_registered;
+      desk.selected = desk.offer ? "offer" : null;
       break;
     }
     case "agent_state": desk.agent = message.agent; break;
     case "offer":
       desk.offer = message;
+      // The pop takes the screen, unless the agent is writing a reply: then its tab says it is there.
+      if (!(document.activeElement && document.activeElement.id === "reply-body")) desk.selected = "offer";
       desk.poppedAt = Date.now();  // when the pop reached the screen (tests compare it with the INVITE)
       break;
     case "offer_update":
@@ -53,6 +62,8 @@ function onMessage(message) {
     case "offer_withdrawn":
       if (desk.offer && desk.offer.item_id === message.item_id) {
         desk.offer = null;
+        if (desk.selected === "offer") desk.selected = null;
+        if (!desk.items.has(message.item_id)) desk.mail.delete(message.item_id);
         toast(message.reason === "no-answer" ? "The offer rang out" : `Offer withdrawn (${words(message.reason)})`);
       }
       break;
@@ -60,6 +71,8 @@ function onMessage(message) {
       const context = desk.offer && desk.offer.item_id === message.item_id ? desk.offer : { item_id: message.item_id };
       desk.offer = null;
       desk.items.set(message.item_id, { ...context, call_id: message.call_id, channel: message.channel, queue: message.queue });
+      desk.selected = message.item_id;
+      if (message.channel === "email") desk.mail.delete(message.item_id);  // read again: now in hand
       break;
     }
     case "call":
@@ -73,6 +86,9 @@ function onMessage(message) {
     case "completed": {
       const context = desk.items.get(message.item_id) || {};
       desk.items.delete(message.item_id);
+      desk.mail.delete(message.item_id);
+      desk.drafts.delete(message.item_id);
+      if (desk.selected === message.item_id) desk.selected = null;
       desk.wrap.set(message.item_id, { ...context, ...message, customer: context.customer || null });
       desk.disposition = null;
       break;
@@ -99,10 +115,10 @@ async function command(message, done) {
 
 // ---- what is in focus -----------------------------------------------------------------------
 
-/** The interaction the desk is about now: an offer, work in hand, a dialled call, or wrap-up. */
+/** The interaction the desk is about now: an offer, work in hand (the one chosen), a dialled call, or wrap-up. */
 function focus() {
-  if (desk.offer) return { kind: "offer", context: desk.offer };
-  const inHand = Array.from(desk.items.values()).pop();
+  if (desk.offer && (desk.selected === "offer" || !desk.items.has(desk.selected))) return { kind: "offer", context: desk.offer };
+  const inHand = desk.items.get(desk.selected) || Array.from(desk.items.values()).pop();
   if (inHand) return { kind: "connected", context: inHand, call: inHand.call_id ? desk.calls.get(inHand.call_id) : null };
   const dialled = Array.from(desk.calls.values()).find((c) => !c.item_id);
   if (dialled) return { kind: "dialled", context: { caller: dialled.number, customer: null }, call: dialled };
@@ -116,7 +132,9 @@ function focus() {
 function render() {
   renderState();
   const current = focus();
+  renderTabs(current);
   renderInteraction(current);
+  renderMail(desk, current, mailHooks);
   renderCustomer(current.context);
   renderHistory(current.context);
   renderArticles(current.context);
@@ -147,10 +165,32 @@ function renderState() {
   }
 }
 
+/** With more than one interaction at hand (an offer, e-mails in hand), a tab for each. */
+function renderTabs(current) {
+  const box = $("#work-tabs");
+  const entries = [];
+  if (desk.offer) entries.push(["offer", desk.offer, "Incoming"]);
+  for (const context of desk.items.values()) entries.push([context.item_id, context, null]);
+  if (entries.length < 2) { box.hidden = true; replace(box); return; }
+  box.hidden = false;
+  const shown = current.kind === "offer" ? "offer" : current.context && current.context.item_id;
+  replace(box, entries.map(([key, context, label]) => h(`button.tab${key === "offer" ? ".incoming" : ""}`, {
+    type: "button", role: "tab", "aria-selected": key === shown ? "true" : "false", dataset: { item: context.item_id },
+    onclick: () => { desk.selected = key; render(); },
+  }, h(`span.badge.${context.channel}`, context.channel === "voice" ? "call" : context.channel),
+    h("span.tab-label", label ? `${label}: ${workLabel(context)}` : workLabel(context)))));
+}
+
+function workLabel(context) {
+  if (context.channel === "email") return context.subject || context.sender || "E-mail";
+  return (context.customer && context.customer.name) || context.caller || context.item_id;
+}
+
 function header(kind, context, call) {
+  const email = context.channel === "email";
   const labels = {
-    offer: `Incoming ${context.channel === "voice" ? "call" : context.channel}`,
-    connected: call && call.state === "held" ? "On hold" : "On call",
+    offer: `Incoming ${context.channel === "voice" ? "call" : context.channel === "email" ? "e-mail" : context.channel}`,
+    connected: email ? "E-mail in hand" : call && call.state === "held" ? "On hold" : "On call",
     dialled: call && call.state === "dialing" ? "Calling…" : call && call.state === "held" ? "On hold" : "On call",
     wrap: "Wrap-up",
   };
@@ -160,7 +200,7 @@ function header(kind, context, call) {
   const timers = h("span.timers");
   const timer = (label, attrs) => h("span", `${label} `, h("b.timer", attrs));
   if (kind === "offer") {
-    if (context.enqueued_at) timers.append(timer("waited", { "data-since": context.enqueued_at }));
+    if (context.enqueued_at) timers.append(timer(email ? "waiting" : "waited", { "data-since": context.enqueued_at }));
     if (context.expires_at) timers.append(timer("rings", { "data-until": context.expires_at }));
   } else if (kind === "wrap") {
     const until = desk.agent && desk.agent.wrap_up_until;
@@ -187,7 +227,8 @@ function customerLine(context) {
         !customer ? h("span.badge", "not identified") : null),
       h("div.sub", sub),
       ivrChips(context.ivr),
-      context.snippet ? h("div.snippet", context.snippet) : null));
+      // An e-mail's whole text is in the panel below; the snippet is for the other channels.
+      context.snippet && context.channel !== "email" ? h("div.snippet", context.snippet) : null));
 }
 
 function ivrChips(ivr) {
@@ -230,6 +271,8 @@ function renderInteraction(current) {
       h("button", { id: "transfer", onclick: openTransfer, disabled: call.state === "dialing" }, "Transfer ", h("kbd", "T")),
       h("span.grow"),
       h("button.danger", { id: "hangup", onclick: hangup }, "Hang up ", h("kbd", "X")));
+  } else if (kind === "connected" && context.channel === "email") {
+    actions.append(...mailActions(desk, context, mailHooks));
   } else if (kind === "wrap") {
     actions.append(h("span.muted", "Pick a disposition and save it to take the next call."));
   }
@@ -340,8 +383,13 @@ function renderArticles(context) {
   const articles = searched || (context && context.articles) || [];
   $("#kb-title").textContent = searched ? "Articles found" : "Suggested articles";
   if (!articles.length) { replace(box, h("div.empty", context ? "No article matches this interaction." : "Articles matching the caller's choice appear here.")); return; }
+  const current = focus();
+  const replying = current.kind === "connected" && current.context.channel === "email";
   replace(box, articles.map((article, index) => h("details", { open: index === 0 ? true : null },
-    h("summary", h("b", article.title)),
+    h("summary", h("b", article.title), replying ? h("span.grow") : null,
+      replying ? h("button.small.insert", { type: "button", title: "Insert this answer into the reply",
+        onclick: (event) => { event.preventDefault(); insertIntoReply(desk, current.context.item_id, article.body); } },
+      "Insert") : null),
     h("div.text", article.body),
     article.tags && article.tags.length ? h("div.tags.chips", article.tags.map((t) => h("span.chip", t))) : null)));
 }
@@ -351,7 +399,8 @@ function renderWrap() {
   const finished = Array.from(desk.wrap.values()).pop();
   if (!finished) { card.hidden = true; return; }
   card.hidden = false;
-  const who = finished.customer ? finished.customer.name : finished.caller || finished.item_id;
+  const who = finished.customer ? finished.customer.name
+    : finished.caller || (finished.subject ? `“${finished.subject}”` : null) || finished.sender || finished.item_id;
   $("#wrap-what").textContent = who;
   const codes = (socket.welcome && socket.welcome.dispositions) || desk.me.dispositions;
   replace($("#dispositions"), codes.map((code, index) => h("button", {
@@ -363,6 +412,9 @@ function renderWrap() {
 }
 
 // ---- commands ------------------------------------------------------------------------------------
+
+/** What the e-mail panel needs of the desk. */
+const mailHooks = { render: () => render(), toast };
 
 function accept() { if (desk.offer) command({ type: "answer", item_id: desk.offer.item_id }); }
 function reject() { if (desk.offer) command({ type: "reject", item_id: desk.offer.item_id }, "Offer rejected"); }
@@ -494,6 +546,7 @@ function keys(event) {
     g: () => setState("available"),
     p: () => setState(`not_ready:${pauseReason()}`),
     d: () => $("#dial-number").focus(),
+    e: () => { const box = $("#reply-body"); if (box) box.focus(); },
     n: () => desk.wrap.size && $("#wrap-notes").focus(),
     "/": () => $("#search-q").focus(),
   };
@@ -541,5 +594,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   window.cosmoDesk = { desk, socket };  // for the browser tests and the curious
   socket.connect();
   render();
+  loadTemplates(desk).then(() => render());
   setInterval(tick, 1000);
 });
