@@ -133,8 +133,9 @@ check: $(VENV)/.installed
 phone: $(VENV)/.installed-phone
 	$(VENV)/bin/cosmo phone --ext $(EXT) --password $(PASSWORD) --server $(SERVER) $(PHONE_ARGS)
 
-bench: $(VENV)/.installed
-	@for script in bench/sip_cps.py bench/media_calls.py bench/routing.py; do \
+bench: $(VENV)/.installed-test
+	@for script in bench/sip_cps.py bench/media_calls.py bench/routing.py bench/speech.py bench/cti.py \
+		bench/email_intake.py; do \
 		echo "== $$script"; $(PY) "$$script" || exit $$?; \
 	done
 
