@@ -15,6 +15,14 @@ other way round:
   registered with the voice channel first, then the agent's leg gets BYE; the
   task that owns the caller takes them on (:meth:`VoiceQueue.hand_off`), so the
   caller is never hung up in between.
+* **attended transfer** — *consult*: the caller is parked on music (no
+  re-INVITE: the agent's phone stays connected to Cosmo) and the target (an
+  agent's phones, or a number) rings; once it answers it is bridged to the
+  agent's phone.  *Complete*: the caller is handed to the target and the
+  agent's leg gets BYE.  *Cancel* (or the target hanging up): the target's
+  leg ends and the agent is bridged back to the caller.  An agent who hangs up
+  mid-consultation completes the transfer when the target has answered, and
+  otherwise sends the caller back to the queue.
 * **click-to-dial** — the agent's phone rings first; once it answers, the
   customer is dialled through the outbound routes and the two are bridged.
 
@@ -27,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cosmo.acd.model import Channel, ItemState, WorkItem
@@ -58,6 +67,21 @@ class CallControlError(Exception):
         self.message = message
 
 
+@dataclass(eq=False)
+class _Consultation:
+    """An attended transfer under way: the caller parked, the agent's phone with the target."""
+
+    call: Call
+    agent: str
+    agent_leg: InviteSession
+    caller: InviteSession
+    kind: TransferTarget
+    target: str
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    leg: InviteSession | None = None
+    """The target's leg once it answered."""
+
+
 class AgentCallControl:
     """See the module documentation."""
 
@@ -66,6 +90,7 @@ class AgentCallControl:
         self.voice = voice
         self._transfers = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._consultations: dict[str, _Consultation] = {}
 
     # ---- finding the agent's call ------------------------------------------------------
     def calls_of(self, extension: str) -> list[dict[str, Any]]:
@@ -115,17 +140,133 @@ class AgentCallControl:
         return item
 
     async def consult(self, extension: str, call_id: str, kind: TransferTarget, target: str) -> None:
-        """Attended transfer is not offered yet: a blind transfer is."""
-        self._legs(extension, call_id)
-        raise CallControlError(501, "attended transfer is not available yet: use a blind transfer")
+        """Attended transfer, first step: the caller hears music, and the agent's phone is
+        connected to the target (another agent's phones, or a number through the dial plan)
+        as soon as it answers.  Returns at once; the target rings meanwhile."""
+        call, agent_leg, caller = self._legs(extension, call_id)
+        if caller is None or call.leg(LegRole.CALLER) is None:
+            raise CallControlError(409, f"call {call_id} has no caller to transfer")
+        if call.id in self._consultations:
+            raise CallControlError(409, f"call {call_id} is already in a consultation")
+        if kind == "queue":
+            raise CallControlError(400, "a consultation is with an agent or a number; a queue takes a blind transfer")
+        self._check_target(extension, kind, target)
+        log.info("call %s: agent %s consults %s %s", call.id, extension, kind, target)
+        consultation = _Consultation(call, extension, agent_leg, caller, kind, target)
+        self._consultations[call.id] = consultation
+        self.manager.park(agent_leg)
+        # Should the agent hang up meanwhile, the caller goes on to the target (or back to the queue).
+        self.voice.hand_off(call, lambda: self._agent_left(consultation))
+        self._spawn(self._place(consultation), f"consult-{call.id}")
 
     async def complete_transfer(self, extension: str, call_id: str) -> None:
-        self._legs(extension, call_id)
-        raise CallControlError(409, f"call {call_id} has no consultation to complete")
+        """Attended transfer, done: the caller is connected to the consulted party; the agent leaves."""
+        consultation = self._consultation(extension, call_id)
+        leg = consultation.leg
+        if leg is None or leg.state != SessionState.CONFIRMED:
+            raise CallControlError(409, f"{consultation.target} has not answered: wait, or go back to the caller")
+        del self._consultations[call_id]
+        consultation.call.data["transferred_by"] = extension
+        self.voice.hand_off(consultation.call, lambda: self._join(consultation, leg))
+        log.info("call %s: agent %s completes the transfer to %s", call_id, extension, consultation.target)
+        await consultation.agent_leg.bye("transferred")
 
     async def cancel_transfer(self, extension: str, call_id: str) -> None:
+        """Attended transfer, abandoned: the consulted party is hung up, the agent is back with the caller."""
+        consultation = self._consultation(extension, call_id)
+        await self._back_to_caller(consultation, "consultation cancelled")
+
+    def _consultation(self, extension: str, call_id: str) -> _Consultation:
         self._legs(extension, call_id)
-        raise CallControlError(409, f"call {call_id} has no consultation to cancel")
+        consultation = self._consultations.get(call_id)
+        if consultation is None:
+            raise CallControlError(409, f"call {call_id} has no consultation")
+        return consultation
+
+    async def _back_to_caller(self, consultation: _Consultation, reason: str) -> None:
+        if self._consultations.get(consultation.call.id) is not consultation:
+            return
+        del self._consultations[consultation.call.id]
+        consultation.cancelled.set()
+        self.voice.cancel_hand_off(consultation.call)
+        if consultation.leg is not None:
+            await consultation.leg.bye(reason)
+            self.manager.media.release_leg(consultation.leg)
+        if consultation.agent_leg.state != SessionState.TERMINATED:
+            self.manager.unpark(consultation.agent_leg)
+
+    async def _place(self, consultation: _Consultation) -> None:
+        """Ring the target; once it answers, connect it to the agent's phone until it hangs up."""
+        call = consultation.call
+        leg: InviteSession | None
+        if consultation.kind == "agent":
+            leg = await self.manager.ring_agent(consultation.target, caller=consultation.agent, call=call,
+                                                timeout=TRANSFER_RING_S, cancelled=consultation.cancelled)
+        else:
+            route = self.manager.route(consultation.target)
+            leg = await self.manager.dial_trunk(route[0], route[1], call, caller=consultation.agent) \
+                if route is not None else None
+            if leg is not None and leg.state != SessionState.CONFIRMED:
+                leg = None
+        if leg is None:
+            log.info("call %s: %s did not answer the consultation", call.id, consultation.target)
+            return
+        if consultation.cancelled.is_set() or consultation.agent_leg.state == SessionState.TERMINATED:
+            await leg.bye("consultation over")
+            return
+        consultation.leg = leg
+        leg.data["call_id"] = call.id
+        self.manager.media.apply_answer(leg, leg.remote_sdp)
+        self.manager.media.bridge(consultation.agent_leg, leg)
+        await leg.terminated.wait()
+        # The consulted party hung up before the transfer was completed: back with the caller.
+        await self._back_to_caller(consultation, "consulted party hung up")
+
+    async def _agent_left(self, consultation: _Consultation) -> None:
+        """The agent hung up during the consultation: a connected target takes the caller
+        (as if the agent completed the transfer); otherwise the caller goes back to the queue."""
+        if self._consultations.get(consultation.call.id) is not consultation:
+            return
+        del self._consultations[consultation.call.id]
+        leg = consultation.leg
+        if leg is not None and leg.state == SessionState.CONFIRMED:
+            consultation.call.data["transferred_by"] = consultation.agent
+            await self._join(consultation, leg)
+            return
+        consultation.cancelled.set()
+        await self._requeue(consultation.call, consultation.caller)
+
+    async def _join(self, consultation: _Consultation, leg: InviteSession) -> None:
+        """Bridge the caller to the consulted party until either hangs up."""
+        call, caller = consultation.call, consultation.caller
+        if consultation.kind == "agent":
+            await self.voice.stay_bridged(call, caller, leg, consultation.target)
+        else:
+            await self.manager.bridge_answered(call, caller, leg, LegRole.TRUNK, consultation.target)
+
+    async def _requeue(self, call: Call, caller: InviteSession) -> None:
+        """A transfer that found nobody: the caller waits in the call's queue again (or the call ends)."""
+        queue = call.data.get("queue")
+        if isinstance(queue, str) and caller.state != SessionState.TERMINATED:
+            await self.voice.queue_call(call, caller, queue, item_id=f"{call.id}-t{next(self._transfers)}")
+        elif caller.state != SessionState.TERMINATED:
+            await caller.bye("transfer failed")
+
+    def _check_target(self, extension: str, kind: TransferTarget, target: str) -> None:
+        """A transfer's target exists (404) and is not the agent itself (409)."""
+        if kind == "queue":
+            if self.voice.settings.queue(target) is None:
+                raise CallControlError(404, f"no queue {target}")
+        elif kind == "agent":
+            if target not in self.manager.agent_extensions:
+                raise CallControlError(404, f"no agent {target}")
+            if target == extension:
+                raise CallControlError(409, "a call cannot be transferred to the agent who has it")
+        elif kind == "number":
+            if self.manager.route(target) is None:
+                raise CallControlError(404, f"no route to {target}")
+        else:
+            raise CallControlError(400, f"unknown transfer target kind {kind!r}")
 
     async def hangup(self, extension: str, call_id: str) -> None:
         """End the agent's part of the call (the caller's side ends with it)."""
@@ -147,11 +288,12 @@ class AgentCallControl:
         call, agent_leg, partner = self._legs(extension, call_id)
         if partner is None or call.leg(LegRole.CALLER) is None:
             raise CallControlError(409, f"call {call_id} has no caller to transfer")
+        if call.id in self._consultations:
+            raise CallControlError(409, f"call {call_id} is in a consultation: complete or cancel it first")
+        self._check_target(extension, kind, target)
         caller = partner
         then: Callable[[], Awaitable[object]]
         if kind == "queue":
-            if self.voice.settings.queue(target) is None:
-                raise CallControlError(404, f"no queue {target}")
             item_id = f"{call.id}-t{next(self._transfers)}"
             kept = call.data.get("priority")
             priority = kept if isinstance(kept, int) else 0
@@ -159,21 +301,13 @@ class AgentCallControl:
             def then() -> Awaitable[object]:
                 return self.voice.queue_call(call, caller, target, priority=priority, item_id=item_id)
         elif kind == "agent":
-            if target not in self.manager.agent_extensions:
-                raise CallControlError(404, f"no agent {target}")
-            if target == extension:
-                raise CallControlError(409, "a call cannot be transferred to the agent who has it")
 
             def then() -> Awaitable[object]:
                 return self._to_agent(call, caller, target)
-        elif kind == "number":
-            if self.manager.route(target) is None:
-                raise CallControlError(404, f"no route to {target}")
+        else:
 
             def then() -> Awaitable[object]:
                 return self.voice.transfer_to_number(call, caller, target)
-        else:
-            raise CallControlError(400, f"unknown transfer target kind {kind!r}")
         log.info("call %s: agent %s transfers the caller to %s %s", call.id, extension, kind, target)
         call.data["transferred_by"] = extension
         self.voice.hand_off(call, then)
@@ -185,9 +319,7 @@ class AgentCallControl:
         if leg is None or caller.state == SessionState.TERMINATED:
             if leg is not None:
                 await leg.bye("caller gone")
-            queue = call.data.get("queue")
-            if isinstance(queue, str) and caller.state != SessionState.TERMINATED:
-                await self.voice.queue_call(call, caller, queue, item_id=f"{call.id}-t{next(self._transfers)}")
+            await self._requeue(call, caller)
             return
         await self.voice.stay_bridged(call, caller, leg, extension)
 
@@ -198,11 +330,13 @@ class AgentCallControl:
         if self.manager.route(number) is None:
             raise CallControlError(404, f"no route to {number}")
         call = Call(direction=Direction.OUTBOUND, caller=extension, callee=number)
-        task = asyncio.get_running_loop().create_task(self.manager.agent_dial(call, extension, number),
-                                                      name=f"dial-{call.id}")
+        self._spawn(self.manager.agent_dial(call, extension, number), f"dial-{call.id}")
+        return call.id
+
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return call.id
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -461,12 +461,32 @@ class CallManager:
             self.media.apply_answer(session, response.body)
         self._hold_changed(session, on)
 
-    def _hold_changed(self, key: object, holding: bool) -> None:
-        """A leg put the call on hold (or resumed): the other side hears music meanwhile."""
-        partner = self._partners.get(id(key))
+    def park(self, session: InviteSession) -> None:
+        """Take a bridged leg away from its partner without a re-INVITE (an attended
+        transfer's consultation): the partner hears music, neither hears the other,
+        and ``session`` is free to be bridged to someone else."""
+        partner = self._partners.get(id(session))
+        self.media.unbridge(session)
+        if partner is not None:
+            self.media.hold_music(partner)
+        self._publish_hold(session, True)
+
+    def unpark(self, session: InviteSession) -> None:
+        """Bridge a parked leg back to its partner (the music stops)."""
+        partner = self._partners.get(id(session))
+        if partner is not None and partner.state != SessionState.TERMINATED:
+            self.media.bridge(session, partner)
+        self._publish_hold(session, False)
+
+    def _publish_hold(self, key: object, holding: bool) -> None:
         call_id = getattr(key, "data", {}).get("call_id")
         if isinstance(call_id, str):
             self.events.publish(CallHeld(call_id=call_id, sip_call_id=getattr(key, "call_id", ""), held=holding))
+
+    def _hold_changed(self, key: object, holding: bool) -> None:
+        """A leg put the call on hold (or resumed): the other side hears music meanwhile."""
+        partner = self._partners.get(id(key))
+        self._publish_hold(key, holding)
         if partner is None:
             return
         relay = self.media.legs[key].relay if key in self.media.legs else None

@@ -206,15 +206,24 @@ class CallMedia:
         return self.play(key, [self.moh], loop=True)
 
     def bridge(self, a: LegKey, b: LegKey) -> Relay | None:
-        """Connect two legs' audio (stops anything playing to them)."""
+        """Connect two legs' audio (stops anything playing to them, and their earlier bridges)."""
         media_a, media_b = self.legs.get(a), self.legs.get(b)
         if media_a is None or media_b is None:
             return None
         self.stop_playing(a)
         self.stop_playing(b)
+        for media in (media_a, media_b):  # a leg is in one bridge at a time
+            if media.relay is not None:
+                media.relay.stop()
         relay = self.engine.relay(media_a.rtp, media_b.rtp)
         media_a.relay = media_b.relay = relay
         return relay
+
+    def unbridge(self, key: LegKey) -> None:
+        """Stop the bridge a leg is in (both legs stay up, hearing nothing of each other)."""
+        media = self.legs.get(key)
+        if media is not None and media.relay is not None:
+            media.relay.stop()
 
     def record(self, path: Path, caller: LegKey, agent: LegKey | None = None) -> Recorder | None:
         """Record a call: ``caller`` on the left channel, ``agent`` on the right."""

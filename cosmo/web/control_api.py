@@ -34,6 +34,12 @@ class CallControl(Protocol):
 
     async def transfer(self, extension: str, call_id: str, kind: Any, target: str) -> None: ...
 
+    async def consult(self, extension: str, call_id: str, kind: Any, target: str) -> None: ...
+
+    async def complete_transfer(self, extension: str, call_id: str) -> None: ...
+
+    async def cancel_transfer(self, extension: str, call_id: str) -> None: ...
+
     async def dial(self, extension: str, number: str) -> str: ...
 
 
@@ -51,20 +57,25 @@ async def _run(request: web.Request, action: str, body: dict[str, object]) -> we
             if not isinstance(on, bool):
                 return json_error(400, "'on' must be true or false")
             await control.hold(extension, call_id, on)
+        elif action == "complete":
+            await control.complete_transfer(extension, call_id)
+        elif action == "cancel":
+            await control.cancel_transfer(extension, call_id)
         else:
             kind, target = body.get("kind"), body.get("target")
             if kind not in TRANSFER_KINDS:
                 return json_error(400, f"'kind' must be one of {', '.join(TRANSFER_KINDS)}, got {kind!r}")
             if not isinstance(target, str) or not target:
                 return json_error(400, "'target' must be a non-empty string")
-            await control.transfer(extension, call_id, kind, target)
+            verb = control.transfer if action == "transfer" else control.consult
+            await verb(extension, call_id, kind, target)
     except CallControlError as exc:
         return json_error(exc.status, exc.message)
     return web.json_response({"call_id": call_id, "done": action})
 
 
 async def call_action(request: web.Request) -> web.Response:
-    """``POST /api/agents/{ext}/calls/{call}/{hangup|hold|transfer}``."""
+    """``POST /api/agents/{ext}/calls/{call}/{hangup|hold|transfer|consult|complete|cancel}``."""
     action = request.match_info["action"]
     body = await json_object_body(request) if request.can_read_body else {}
     return await _run(request, action, body)
@@ -92,5 +103,5 @@ def add_control_routes(app: web.Application, control: CallControl) -> None:
     """Mount the call-control endpoints on ``app``."""
     app[CALL_CONTROL] = control
     app.router.add_get("/api/agents/{ext}/calls", agent_calls)
-    app.router.add_post("/api/agents/{ext}/calls/{call}/{action:hangup|hold|transfer}", call_action)
+    app.router.add_post("/api/agents/{ext}/calls/{call}/{action:hangup|hold|transfer|consult|complete|cancel}", call_action)
     app.router.add_post("/api/agents/{ext}/dial", dial)

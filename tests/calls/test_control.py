@@ -128,3 +128,73 @@ async def test_transfer_to_another_agent(tmp_path: Path) -> None:
 
     freq, level = tone_of(heard)
     assert abs(freq - 660) < 10 and level > -40, (freq, level)
+
+
+async def test_attended_transfer_consult_cancel_then_complete(tmp_path: Path) -> None:
+    consulting = tmp_path / "caller-while-consulting.wav"
+    agent_hears = tmp_path / "agent-hears-target.wav"
+    back = tmp_path / "caller-back-with-agent.wav"
+    after = tmp_path / "caller-after-transfer.wav"
+    target_tone = 660
+    async with cosmo_server(tmp_path, short_times()) as server, \
+            PjPhone(name="agent-1001", workdir=tmp_path / "pj1") as ada, \
+            PjPhone(name="agent-1002", workdir=tmp_path / "pj2") as grace, \
+            PjPhone(name="caller", workdir=tmp_path / "pjc") as caller:
+        await login(server, ada, "1001")
+        await login(server, grace, "1002")
+        await set_state(server, "1001", "available")
+        call, incoming, call_id = await connected(server, caller, ada, "1001")
+        base = f"/api/agents/1001/calls/{call_id}"
+        refused = await control(server, f"{base}/complete", None, 409)
+        assert refused["error"] == f"call {call_id} has no consultation"
+        await control(server, f"{base}/consult", {"kind": "queue", "target": "billing"}, 400)
+
+        # Consult 1002, then go back to the caller: 1002's phone is hung up, the agent hears the caller again.
+        await control(server, f"{base}/consult", {"kind": "agent", "target": "1002"}, 200)
+        first = (await grace.wait_incoming_call(timeout=20))["call"]
+        await grace.play_tone(target_tone, call=first)
+        await grace.answer(200, call=first)
+        await grace.wait_call_state("CONFIRMED", timeout=10, call=first)
+        await asyncio.sleep(0.5)
+        await caller.record(consulting, call=call)
+        await ada.record(agent_hears, call=incoming)
+        await asyncio.sleep(2.0)
+        await caller.stop_record(call=call)
+        await ada.stop_record(call=incoming)
+        await control(server, f"{base}/cancel", None, 200)
+        await grace.wait_call_state("DISCONNECTED", timeout=10, call=first)
+        await asyncio.sleep(0.5)
+        await caller.record(back, call=call)
+        await asyncio.sleep(1.5)
+        await caller.stop_record(call=call)
+
+        # Consult again and complete: the agent leaves, the caller and 1002 talk.
+        await control(server, f"{base}/consult", {"kind": "agent", "target": "1002"}, 200)
+        second = (await grace.wait_incoming_call(timeout=20))["call"]
+        refused = await control(server, f"{base}/complete", None, 409)
+        assert refused["error"] == "1002 has not answered: wait, or go back to the caller"
+        await grace.play_tone(target_tone, call=second)
+        await grace.answer(200, call=second)
+        await grace.wait_call_state("CONFIRMED", timeout=10, call=second)
+        await asyncio.sleep(0.3)
+        await control(server, f"{base}/complete", None, 200)
+        await ada.wait_call_state("DISCONNECTED", timeout=10, call=incoming)
+        await wait_agent(server, "1001", state="wrap_up")
+        await asyncio.sleep(0.5)
+        await caller.record(after, call=call)
+        await asyncio.sleep(1.5)
+        await caller.stop_record(call=call)
+        status, body = await server.api("GET", "/api/agents/1002/calls")
+        assert status == 200 and [c["call_id"] for c in body["calls"]] == [call_id], body
+        await caller.hangup(call=call)
+        await grace.wait_call_state("DISCONNECTED", timeout=10, call=second)
+
+    held_freq, held_level = tone_of(consulting)  # music on hold: neither agent's tone
+    assert abs(held_freq - AGENT_TONE) > 20 and abs(held_freq - target_tone) > 20 and held_level > -45, \
+        (held_freq, held_level)
+    freq, level = tone_of(agent_hears)
+    assert abs(freq - target_tone) < 10 and level > -40, (freq, level)
+    freq, level = tone_of(back)
+    assert abs(freq - AGENT_TONE) < 10 and level > -40, (freq, level)
+    freq, level = tone_of(after)
+    assert abs(freq - target_tone) < 10 and level > -40, (freq, level)
