@@ -550,7 +550,8 @@ class RouterEngine:
         self._offer(best, a, now, out)
 
     def _match_item(self, slot: ItemSlot, now: float, out: list[AcdEvent]) -> None:
-        """A waiting item goes to the best free eligible agent, per its queue's strategy."""
+        """A waiting item goes to the best free eligible agent, per its queue's strategy
+        (its ``preferred_agent``, when that one is free and eligible)."""
         cls = slot.cls
         if cls is None:
             return
@@ -563,8 +564,12 @@ class RouterEngine:
         candidates = [a for a in candidates if a.agent.admits(channel, a.load)]
         if not candidates:
             return
-        key = AGENT_KEYS[cls.queue.spec.strategy]
-        best = min(candidates, key=lambda a: key(a, cls, now))
+        # The agent who last handled the customer's matter (an e-mail case) comes first when free.
+        preferred = slot.item.data.get("preferred_agent")
+        best = next((a for a in candidates if a.extension == preferred), None) if preferred else None
+        if best is None:
+            key = AGENT_KEYS[cls.queue.spec.strategy]
+            best = min(candidates, key=lambda a: key(a, cls, now))
         cls.discard(slot)
         self._offer(slot, best, now, out)
 

@@ -187,6 +187,19 @@ def test_longest_idle_is_the_default() -> None:
     assert offers(router.add_item(item("c1"), 3.0)) == [("c1", "1001")]
 
 
+def test_the_preferred_agent_comes_first_when_free() -> None:
+    router = selection_router(Strategy.LONGEST_IDLE)
+    router.set_agent_state("1002", AV, 1.0)  # idle longest
+    router.set_agent_state("1001", AV, 2.0)
+    preferred = item("c1")
+    preferred.data["preferred_agent"] = "1001"
+    assert offers(router.add_item(preferred, 3.0)) == [("c1", "1001")]
+    # Not free (reserved by c1): the queue's strategy picks among the others.
+    other = item("c2")
+    other.data["preferred_agent"] = "1001"
+    assert offers(router.add_item(other, 4.0)) == [("c2", "1002")]
+
+
 def test_most_skilled() -> None:
     router = selection_router(Strategy.MOST_SKILLED)
     router.set_agent_state("1001", AV, 1.0)
