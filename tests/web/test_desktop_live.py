@@ -8,7 +8,9 @@ receives its INVITE (the page's clock against the phone's, both wall clocks
 of this machine).  The agent answers on the phone; the desktop follows.
 Hold and resume from the desktop reach the phone as re-INVITEs (the caller
 hears music, then the agent's tone again), hang-up from the desktop ends the
-call, and the disposition saved lands in the customer's history.  The
+call, and the disposition saved lands in the customer's history.  Between
+them the agent consults a colleague (attended transfer) and goes back to
+the caller.  The
 supervisor's wallboard counts the caller while they wait.
 
 Needs Debian's ``chromium``, the ``playwright`` package and ``pjsua2``; skipped without them.
@@ -53,9 +55,11 @@ async def test_pop_before_the_phone_rings_then_hold_resume_hang_up_and_dispositi
     resumed = tmp_path / "caller-resumed.wav"
     async with cosmo_server(tmp_path, short_times(ring_timeout_s=15, wrap_up_s=60)) as server, \
             PjPhone(name="agent-1001", workdir=tmp_path / "pj1") as phone, \
+            PjPhone(name="agent-1002", workdir=tmp_path / "pj2") as colleague, \
             PjPhone(name="caller", workdir=tmp_path / "pjc") as caller:
         url = f"http://127.0.0.1:{server.http_port}"
         await login(server, phone, "1001")
+        await login(server, colleague, "1002")
         supervisor = await signed_in(browser, url, "supervisor", "supervisor", "/wallboard")
         await supervisor.wait_for_selector("#link:has-text('Live')")
         desk = await signed_in(browser, url, "1001", "agent1001", "/desk")
@@ -106,6 +110,20 @@ async def test_pop_before_the_phone_rings_then_hold_resume_hang_up_and_dispositi
         await caller.stop_record(call=call)
         back_freq, back_level = tone_of(resumed)
         assert abs(back_freq - AGENT_TONE) < 10 and back_level > -40, (back_freq, back_level)
+
+        # Consult a colleague (T, agent 1002, "Consult first"), then go back to the caller.
+        await desk.keyboard.press("t")
+        await desk.select_option("#transfer-kind", "agent")
+        await desk.select_option("#transfer-target", "1002")
+        await desk.click("#transfer-consult")
+        consulted = (await colleague.wait_incoming_call(timeout=20))["call"]
+        await colleague.answer(200, call=consulted)
+        await colleague.wait_call_state("CONFIRMED", timeout=10, call=consulted)
+        await desk.wait_for_selector("text=Consulting — the caller is on hold.")
+        await shot(desk, "live-desk-consulting")
+        await desk.click("button:has-text('Back to caller')")
+        await colleague.wait_call_state("DISCONNECTED", timeout=10, call=consulted)
+        await desk.wait_for_selector("#hold:has-text('Hold')")
 
         # Hang up from the desktop (X): both phones see the end; wrap-up with a disposition.
         await desk.keyboard.press("x")
