@@ -134,6 +134,7 @@ async def test_pop_before_the_phone_rings_then_hold_resume_hang_up_and_dispositi
         await desk.fill("#wrap-notes", "Balance explained; statement sent by e-mail.")
         await shot(desk, "live-desk-wrap-up")
         await desk.click("#wrap-ready")
+        await desk.wait_for_selector("#wrap-card", state="hidden")  # the disposition is stored
         await desk.wait_for_selector("#state-select.presence-available")
 
         # The interaction is in the customer's history, with what the agent wrote.
