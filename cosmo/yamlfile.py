@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-__all__ = ["LineMap", "Loc", "Problem", "YamlSyntaxError", "read_yaml", "validation_problems"]
+__all__ = ["LineMap", "Loc", "Problem", "YamlSyntaxError", "data_path", "read_yaml", "validation_problems"]
 
 Loc = tuple[str | int, ...]
 """A path into YAML data: mapping keys and sequence indexes."""
@@ -192,7 +192,7 @@ def dotted(loc: Loc) -> str:
     return text
 
 
-def _data_path(loc: Loc, data: object) -> Loc:
+def data_path(loc: Loc, data: object) -> Loc:
     """``loc`` without the tags pydantic adds for union members (they are not in the data)."""
     out: list[str | int] = []
     node = data
@@ -225,7 +225,7 @@ def validation_problems(
     """
     problems: list[Problem] = []
     for error in exc.errors():
-        loc = _data_path(tuple(error["loc"]), data)
+        loc = data_path(tuple(error["loc"]), data)
         message = f"{dotted(loc)}: {_message(error)}" if loc else _message(error)
         origin = None
         if origins:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cosmo.acd.model import Channel, ItemState, WorkItem
+from cosmo.aiotasks import BackgroundTasks
 from cosmo.calls.call import Call, Direction, LegRole
 from cosmo.sip.errors import SipError
 from cosmo.sip.session import InviteSession, SessionState
@@ -89,7 +90,7 @@ class AgentCallControl:
         self.manager = manager
         self.voice = voice
         self._transfers = itertools.count(1)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "call control: task")
         self._consultations: dict[str, _Consultation] = {}
 
     # ---- finding the agent's call ------------------------------------------------------
@@ -334,11 +335,7 @@ class AgentCallControl:
         return call.id
 
     def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro, name)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()

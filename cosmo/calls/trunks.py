@@ -13,6 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from cosmo.aiotasks import cancel_and_wait
 from cosmo.config import TrunkSettings
 from cosmo.sip.auth import DigestClient, choose_challenge, ha1
 from cosmo.sip.errors import SipParseError
@@ -124,12 +125,7 @@ class ProviderRegistration:
     async def close(self) -> None:
         """Stop refreshing and un-register (best effort, bounded)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         if self.registered:
             try:
                 await asyncio.wait_for(self._register(0), timeout=5)

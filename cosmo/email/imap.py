@@ -40,6 +40,7 @@ from typing import Protocol
 
 import aioimaplib  # type: ignore[import-untyped]
 
+from cosmo.aiotasks import cancel_and_wait
 from cosmo.email.errors import EmailError
 from cosmo.email.mime import message_ids
 from cosmo.email.settings import ImapMailboxSettings
@@ -163,12 +164,7 @@ class ImapPoller:
     async def close(self) -> None:
         """Stop polling (a batch being stored is finished or not started: never half)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
     def poll_now(self) -> None:
         """Poll without waiting for the interval."""

@@ -35,6 +35,7 @@ from typing import Protocol
 
 import aiosmtplib
 
+from cosmo.aiotasks import cancel_and_wait
 from cosmo.email.settings import RelaySettings
 from cosmo.email.storage import MailStore
 from cosmo.store.email import Attempt, EmailRecord
@@ -106,12 +107,7 @@ class OutboundRelay:
     async def close(self) -> None:
         """Stop (a try in progress is abandoned and stays queued)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
     def wake(self) -> None:
         """Something was queued: look now."""

@@ -52,6 +52,7 @@ from typing import Any
 
 from cosmo.acd.errors import AcdError
 from cosmo.acd.model import Channel, WorkItem
+from cosmo.aiotasks import cancel_and_wait
 from cosmo.email.compose import ack_refusal
 from cosmo.email.events import EmailReceived
 from cosmo.email.language import detect_language
@@ -168,12 +169,7 @@ class MailRouter:
             handle.cancel()
         self._retries.clear()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
     def submit(self, messages: Sequence[int | EmailRecord]) -> None:
         """Route these stored messages, by id or as just stored (in this order, after those submitted before)."""

@@ -41,6 +41,7 @@ from typing import Any
 
 from cosmo.acd.events import ItemAssigned, ItemCompleted, ItemOverflowed, ItemRemoved
 from cosmo.acd.model import Channel, ItemState, OverflowKind, OverflowTarget, WorkItem
+from cosmo.aiotasks import BackgroundTasks, cancel_and_wait
 from cosmo.email.compose import fill
 from cosmo.email.errors import CaseConflict, EmailError, UnknownCase, UnknownEmail
 from cosmo.email.events import EmailCaseChanged, EmailDeferred, EmailFailed, EmailSent
@@ -120,7 +121,7 @@ class EmailService:
         self._offers: dict[str, str] = {}
         self._subscription: Subscription | None = None
         self._escalator: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "e-mail: task")
         self._started = False
         acd.register_channel(Channel.EMAIL, self)
 
@@ -160,17 +161,9 @@ class EmailService:
         await self.intake.close()
         await self.router.close()
         await self.relay.close()
-        for task in [self._escalator, *self._tasks]:
-            if task is not None:
-                task.cancel()
-        for task in [self._escalator, *self._tasks]:
-            if task is not None:
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
-        self._escalator = None
-        self._tasks.clear()
+        escalator, self._escalator = self._escalator, None
+        await cancel_and_wait(escalator)
+        await self._tasks.close()
         if self._subscription is not None:
             self._subscription.unsubscribe()
             self._subscription = None
@@ -214,9 +207,7 @@ class EmailService:
             self._offers.pop(item_id, None)
 
     def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coroutine)
 
     def _on_acd_event(self, event: Any) -> None:
         if getattr(event, "channel", None) is not Channel.EMAIL:

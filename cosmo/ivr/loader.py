@@ -43,7 +43,7 @@ from cosmo.ivr.steps import (
     GotoStep,
     Step,
 )
-from cosmo.yamlfile import KEY, Loc, dotted
+from cosmo.yamlfile import KEY, Loc, data_path, dotted
 
 __all__ = ["FlowChecks", "LoadResult", "load_flow", "parse_flow"]
 
@@ -189,7 +189,7 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], base: Loc, d
                       label: str) -> None:
     """Each error of ``exc`` (validating ``data`` at ``base`` with ``model``) as a problem."""
     errors = exc.errors()
-    locs = [_data_path(tuple(error["loc"]), data) for error in errors]
+    locs = [data_path(tuple(error["loc"]), data) for error in errors]
     for error, loc in zip(errors, locs, strict=True):
         kind = error["type"]
         if kind == "too_short" and any(other != loc and other[: len(loc)] == loc for other in locs):
@@ -226,23 +226,6 @@ def _message(error: Any) -> str:
     if kind == "string_pattern_mismatch" and ctx.get("pattern") in NAME_RULES:
         return f"{error['input']!r} is not a valid {NAME_RULES[ctx['pattern']]}"
     return str(error["msg"])
-
-
-def _data_path(loc: Loc, data: object) -> Loc:
-    """``loc`` without pydantic's union tags (they are not in the data)."""
-    out: list[str | int] = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and part in node:  # noqa: SIM114 (mypy narrows each branch)
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif part == KEY or isinstance(node, dict | list):
-            out.append(part)
-            node = None
-    return tuple(out)
 
 
 def _field_names(model: type[BaseModel], loc: Loc) -> list[str]:

@@ -45,6 +45,7 @@ from typing import Any
 from aiohttp import web
 
 from cosmo.acd.errors import AcdError
+from cosmo.aiotasks import BackgroundTasks
 from cosmo.store.web import Disposition
 from cosmo.web.auth import (
     INTEGRATION,
@@ -149,7 +150,7 @@ class CtiHub:
                            clock=clock)
         self._connections: set[Connection] = set()
         self._subscriptions: list[Any] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "CTI: task")
         self._heartbeat: asyncio.Task[None] | None = None
         self._connection_ids = 0
         self._started = False
@@ -189,9 +190,7 @@ class CtiHub:
                 desk.away = None
         await asyncio.gather(*(c.close(CLOSE_SHUTDOWN, "server stopping") for c in list(self._connections)),
                              return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         await self.desks.close()
 
     async def pop(self, extension: str, item: Mapping[str, Any]) -> None:
@@ -211,14 +210,7 @@ class CtiHub:
             stream.resize(max_messages, max_bytes)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("CTI: task %s failed", task.get_name(), exc_info=task.exception())
+        self._tasks.spawn(coro, name)
 
     # ---- sockets -----------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:

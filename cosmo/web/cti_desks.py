@@ -51,6 +51,7 @@ from cosmo.acd.events import (
     OfferWithdrawn,
 )
 from cosmo.acd.model import OverflowKind, WorkItem
+from cosmo.aiotasks import BackgroundTasks
 from cosmo.events.events import (
     AgentRegistered,
     AgentUnregistered,
@@ -193,7 +194,7 @@ class Desks:
         self.started = False
         self._contexts: OrderedDict[str, asyncio.Task[PopContext]] = OrderedDict()
         self._call_owner: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "CTI: task")
         self._wallboard_handle: asyncio.TimerHandle | None = None
         self._wallboard_at = float("-inf")
         self._wallboard_stale = False
@@ -206,24 +207,17 @@ class Desks:
         if self._wallboard_handle is not None:
             self._wallboard_handle.cancel()
             self._wallboard_handle = None
-        tasks = list(self._tasks) + list(self._contexts.values())
-        for task in tasks:
+        contexts = list(self._contexts.values())
+        for task in contexts:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(self._tasks.close(), *contexts, return_exceptions=True)
         self._contexts.clear()
         for pop in self.pops.values():
             pop.done()
         self.pops.clear()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("CTI: task %s failed", task.get_name(), exc_info=task.exception())
+        self._tasks.spawn(coro, name)
 
     # ---- desks -------------------------------------------------------------------------------
     def desk(self, extension: str) -> Desk:
